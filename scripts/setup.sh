@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything bridgeward needs on Debian 12 (idempotent; quiet when already installed),
+# then installs the npm dependencies and builds (TypeScript, N-API addon, eBPF objects).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential pkg-config python3          # node-gyp toolchain for the addon and better-sqlite3
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev  # eBPF objects and the libbpf binding
+  libnftables-dev nftables conntrack iptables  # node ports (libnftables in-process, nft fallback)
+  iproute2 iputils-ping iputils-arping tcpdump netcat-openbsd  # namespaces, veths, test traffic
+  etcd-server etcd-client                      # the etcd store backend and its tests
+  arpwatch containernetworking-plugins         # benchmark peers (arpwatch, CNI host-local)
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bpffs for pinned maps (the agent also mounts it itself when it can).
+if ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-fund --no-audit --loglevel=error
+fi
+npm run --silent build

@@ -1,0 +1,102 @@
+/**
+ * The composition root: builds the agent's parts from a `Config` and wires them together. No
+ * logic lives here; each part's behaviour is in its own module.
+ *
+ * @example
+ * const agent = await startAgent(cfg, log, abortSignal);
+ * await agent.stop();
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { assertCanRun, probeFeatures, readCapabilities } from './preflight.js';
+import { openRtnl } from './observe/rtnl.js';
+import { waitForBridge } from './observe/bridge-wait.js';
+import { startApi } from './api/server.js';
+import { startMetricsServer } from './api/metrics-server.js';
+import { statusRoutes, type AgentStatus } from './api/status-routes.js';
+import { loadNative } from './native.js';
+import { VERSION } from './version.js';
+
+/** A running agent. */
+export interface Agent {
+  /** The current status report. */
+  status(): AgentStatus;
+  /** Stops every part; resolves when all is closed. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the agent: preflight, state dir, wait for the bridge, gateway address, API, metrics.
+ * Resolves once it serves (after logging `ready`).
+ *
+ * @throws BridgewardError for missing privileges, an unusable bridge or busy sockets/ports.
+ */
+export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal): Promise<Agent> {
+  assertCanRun(readCapabilities());
+  const features = probeFeatures();
+  const native = loadNative();
+  if (native.error)
+    log.warn(
+      { error: native.error },
+      'native addon unavailable; eBPF and in-process nftables disabled',
+    );
+  await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+  const metrics = createMetrics();
+  const startedAt = Date.now();
+  const rtnl = openRtnl();
+  const closers: (() => Promise<void> | void)[] = [() => rtnl.close()];
+  const stop = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (e) {
+        log.warn({ err: e }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
+    log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
+    await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);
+
+    const status = (): AgentStatus => ({
+      version: VERSION,
+      bridge: { name: bridge.name, ifindex: bridge.index, mac: bridge.mac },
+      subnet: cfg.subnetText,
+      gateway: cfg.gateway,
+      store: cfg.store.kind,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      observers: { netlink: true, bpf: false, probe: false },
+      features: { nativeAddon: native.addon !== null, btf: features.btf },
+    });
+    const api: FastifyInstance = await startApi({
+      socket: cfg.socket,
+      log,
+      routes: [statusRoutes(status)],
+    });
+    closers.push(() => api.close());
+    if (cfg.metricsListen) {
+      const srv: Server = await startMetricsServer(metrics.registry, cfg.metricsListen);
+      closers.push(() => new Promise<void>((r) => srv.close(() => r())));
+    }
+    metrics.up.set({ version: VERSION }, 1);
+    log.info(
+      {
+        bridge: cfg.bridge,
+        subnet: cfg.subnetText,
+        gateway: cfg.gateway,
+        socket: cfg.socket,
+        store: cfg.store.kind,
+      },
+      'ready',
+    );
+    return { status, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

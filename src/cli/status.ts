@@ -1,0 +1,28 @@
+/**
+ * `bridgeward status`: asks the running agent what it runs on and which observers are active.
+ */
+import { apiRequest } from '../api/client.js';
+import type { AgentStatus } from '../api/status-routes.js';
+import { CLIENT_OPTIONS, parseVerbArgs, resolveOutput, resolveSocket } from './args.js';
+import { printResult } from './output.js';
+import type { Verb } from './verb.js';
+
+/** The `status` verb. */
+export const statusVerbs: Verb[] = [
+  {
+    words: ['status'],
+    summary: 'show the agent: bridge, subnet, store, uptime, observers, features',
+    usage: 'bridgeward status [--socket PATH] [-o table|json]',
+    async run(argv) {
+      const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
+      const output = resolveOutput(values.output);
+      const status = await apiRequest<AgentStatus>(
+        resolveSocket(values.socket),
+        'GET',
+        '/v1/status',
+      );
+      printResult(output, status);
+      return 0;
+    },
+  },
+];

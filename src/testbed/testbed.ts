@@ -1,0 +1,205 @@
+/**
+ * A throw-away runner: a network namespace holding a real `rt0` bridge, sandbox namespaces
+ * attached with veth pairs, and helpers to run commands and the agent inside them. Used by the
+ * demo, the integration tests and the benchmarks. Every name carries a per-run id, and
+ * everything is torn down by `destroy()`, on process exit and on SIGINT/SIGTERM.
+ *
+ * @example
+ * const bed = await Testbed.create({ subnet: '10.8.64.0/24' });
+ * const a = await bed.addSandbox({ ip: '10.8.64.2' });
+ * await bed.exec(a.netns, ['ping', '-c1', '10.8.64.1']);
+ * await bed.destroy();
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { parseCidr } from '../net/ipv4.js';
+import { run, type RunOptions, type RunResult } from '../exec.js';
+
+/** A sandbox namespace attached to the bridge. */
+export interface Sandbox {
+  /** Short name, unique within the test bed (`s1`, `s2`, ...). */
+  readonly name: string;
+  /** Its network namespace. */
+  readonly netns: string;
+  /** Host side of the veth (a port of `rt0`), in the runner namespace. */
+  readonly hostIf: string;
+  /** ifindex of the host side, in the runner namespace. */
+  readonly hostIfindex: number;
+  /** MAC of the sandbox's `eth0`. */
+  readonly mac: string;
+  /** Address configured on `eth0`, or null. */
+  readonly ip: string | null;
+}
+
+/** Options for `Testbed.create`. */
+export interface TestbedOptions {
+  /** Sandbox subnet; the gateway (first host) goes on the bridge. */
+  readonly subnet: string;
+  /** Create the bridge now (default true); false lets a test create it later. */
+  readonly bridge?: boolean;
+  /** Bridge name (default rt0). */
+  readonly bridgeName?: string;
+}
+
+const live = new Set<Testbed>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  const sweep = () => {
+    for (const bed of live) bed.destroySync();
+  };
+  process.on('exit', sweep);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      sweep();
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+/** A runner namespace with a bridge and sandboxes. */
+export class Testbed {
+  /** Per-run id in every name this test bed creates. */
+  readonly id: string;
+  /** The runner namespace (holds the bridge and the host ends of the veths). */
+  readonly runnerNs: string;
+  /** Bridge name. */
+  readonly bridge: string;
+  /** Subnet in CIDR form. */
+  readonly subnet: string;
+  /** Gateway address (first host). */
+  readonly gateway: string;
+  /** Prefix length of the subnet. */
+  readonly prefixLength: number;
+  readonly #namespaces: string[] = [];
+  readonly #sandboxes: Sandbox[] = [];
+
+  private constructor(id: string, opts: TestbedOptions) {
+    const s = parseCidr(opts.subnet);
+    this.id = id;
+    this.runnerNs = `bw-${id}-r`;
+    this.bridge = opts.bridgeName ?? 'rt0';
+    this.subnet = opts.subnet;
+    this.prefixLength = s.prefixLength;
+    const g = s.network + 1;
+    this.gateway = [g >>> 24, (g >>> 16) & 255, (g >>> 8) & 255, g & 255].join('.');
+  }
+
+  /** Creates the runner namespace (loopback up) and, unless told not to, the bridge. */
+  static async create(opts: TestbedOptions): Promise<Testbed> {
+    installExitHooks();
+    const bed = new Testbed(randomBytes(3).toString('hex'), opts);
+    live.add(bed);
+    try {
+      await bed.#addNetns(bed.runnerNs);
+      if (opts.bridge ?? true) await bed.createBridge();
+    } catch (e) {
+      await bed.destroy();
+      throw e;
+    }
+    return bed;
+  }
+
+  /** Creates the bridge in the runner namespace and brings it up (no address: the agent adds it). */
+  async createBridge(): Promise<void> {
+    await this.ip(['link', 'add', this.bridge, 'type', 'bridge']);
+    await this.ip(['link', 'set', this.bridge, 'up']);
+  }
+
+  /** Runs `ip ARGS` in the runner namespace. */
+  ip(args: readonly string[]): Promise<RunResult> {
+    return run(['ip', ...args], { netns: this.runnerNs });
+  }
+
+  /** Runs argv inside a namespace. */
+  exec(
+    netns: string,
+    argv: readonly string[],
+    opts: Omit<RunOptions, 'netns'> = {},
+  ): Promise<RunResult> {
+    return run(argv, { ...opts, netns });
+  }
+
+  /**
+   * Adds a sandbox namespace: a veth pair whose host side joins the bridge, `eth0` inside with
+   * the given MAC and address and a default route via the gateway.
+   */
+  async addSandbox(opts: { ip?: string; mac?: string } = {}): Promise<Sandbox> {
+    const n = this.#sandboxes.length + 1;
+    const name = `s${n}`;
+    const netns = `bw-${this.id}-${name}`;
+    const hostIf = `bw${this.id}${name}`.slice(0, 15);
+    const id = this.id;
+    const mac =
+      opts.mac ??
+      `02:${id.slice(0, 2)}:${id.slice(2, 4)}:${id.slice(4, 6)}:${hex2(n >> 8)}:${hex2(n)}`;
+    await this.#addNetns(netns);
+    await this.ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+    await this.ip(['link', 'set', hostIf, 'master', this.bridge]);
+    await this.ip(['link', 'set', hostIf, 'up']);
+    await run(['ip', 'link', 'set', 'eth0', 'address', mac], { netns });
+    await run(['ip', 'link', 'set', 'eth0', 'up'], { netns });
+    if (opts.ip) await this.setSandboxIp(netns, opts.ip);
+    const idx = await this.ip(['-o', 'link', 'show', hostIf]);
+    const sandbox: Sandbox = {
+      name,
+      netns,
+      hostIf,
+      hostIfindex: Number(idx.stdout.split(':')[0]),
+      mac,
+      ip: opts.ip ?? null,
+    };
+    this.#sandboxes.push(sandbox);
+    return sandbox;
+  }
+
+  /** Configures `eth0` of a sandbox namespace with an address and a default route. */
+  async setSandboxIp(netns: string, ip: string): Promise<void> {
+    await run(['ip', 'addr', 'add', `${ip}/${this.prefixLength}`, 'dev', 'eth0'], { netns });
+    await run(['ip', 'route', 'add', 'default', 'via', this.gateway], { netns, check: false });
+  }
+
+  /** Deletes one sandbox's namespace (its veth goes with it). */
+  async removeSandbox(s: Sandbox): Promise<void> {
+    await run(['ip', 'netns', 'del', s.netns], { check: false });
+    const i = this.#namespaces.indexOf(s.netns);
+    if (i >= 0) this.#namespaces.splice(i, 1);
+  }
+
+  /** Sandboxes added so far (removed ones included). */
+  get sandboxes(): readonly Sandbox[] {
+    return this.#sandboxes;
+  }
+
+  /** Deletes every namespace this test bed created (links go with them). Idempotent. */
+  async destroy(): Promise<void> {
+    for (const ns of this.#namespaces.splice(0).reverse()) {
+      await run(['ip', 'netns', 'del', ns], { check: false });
+    }
+    live.delete(this);
+  }
+
+  /** Synchronous teardown for exit hooks. */
+  destroySync(): void {
+    for (const ns of this.#namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+    live.delete(this);
+  }
+
+  async #addNetns(ns: string): Promise<void> {
+    await run(['ip', 'netns', 'add', ns]);
+    this.#namespaces.push(ns);
+    await run(['ip', 'link', 'set', 'lo', 'up'], { netns: ns });
+  }
+}
+
+function hex2(n: number): string {
+  return (n & 255).toString(16).padStart(2, '0');
+}
