@@ -1,0 +1,73 @@
+/**
+ * Observations: facts seen on the bridge, each with a source and a timestamp. They feed the
+ * allocator's live set and the conflict detector. Conclusions drawn from them are findings
+ * (`src/detect/`), a separate type.
+ *
+ * @example
+ * const o: Observation = { source: 'bpf', kind: 'arp-reply', ip: '10.8.64.2', mac: '02:00:00:00:00:02', ifindex: 7, at: Date.now() };
+ */
+
+/** Where an observation came from. */
+export type ObservationSource = 'bpf' | 'netlink-neigh' | 'netlink-fdb' | 'probe';
+
+/** What was seen. */
+export type ObservationKind =
+  /** An ARP request whose sender claims `ip`. */
+  | 'arp-request'
+  /** An ARP reply whose sender claims `ip`. */
+  | 'arp-reply'
+  /** A gratuitous ARP (sender IP == target IP) announcing `ip`. */
+  | 'arp-announce'
+  /** An RFC 5227 probe (sender IP 0.0.0.0) asking about `ip`; claims nothing. */
+  | 'arp-probe'
+  /** The kernel neighbour table maps `ip` to `mac` on the bridge. */
+  | 'neigh'
+  /** A neighbour entry went away (ip -> mac no longer known). */
+  | 'neigh-gone'
+  /** The bridge learned `mac` on port `ifindex` (no IP). */
+  | 'fdb'
+  /** The bridge forgot `mac` (aged out or port gone). */
+  | 'fdb-gone'
+  /** A MAC answered the agent's own probe for `ip`. */
+  | 'probe-reply';
+
+/** One fact seen on the bridge. */
+export interface Observation {
+  /** Which observer saw it. */
+  readonly source: ObservationSource;
+  /** What was seen. */
+  readonly kind: ObservationKind;
+  /** The IPv4 address concerned (null for FDB facts, which carry none). */
+  readonly ip: string | null;
+  /** Lowercase colon-separated MAC. */
+  readonly mac: string;
+  /** ifindex of the bridge port it was seen on, when known. */
+  readonly ifindex: number | null;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** Evidence that an address is in use on the wire right now. */
+export interface LiveEvidence {
+  /** The address. */
+  readonly ip: string;
+  /** MACs seen using it. */
+  readonly macs: readonly string[];
+  /** Bridge ports it was seen on, when known. */
+  readonly ifindexes: readonly number[];
+  /** Which sources report it. */
+  readonly sources: readonly ObservationSource[];
+  /** Last time it was seen (ms since the epoch). */
+  readonly lastSeen: number;
+}
+
+/**
+ * A pluggable source of "live on the wire" addresses for the allocator and the reconciler
+ * (neighbour table + FDB today; eBPF and probes add themselves).
+ */
+export interface LiveSource {
+  /** Name shown in `status` and in findings. */
+  readonly name: ObservationSource;
+  /** Addresses this source currently sees live, by address. */
+  live(): Promise<ReadonlyMap<string, LiveEvidence>>;
+}
