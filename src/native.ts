@@ -14,6 +14,26 @@ import { dirname, join } from 'node:path';
 export interface NativeAddon {
   /** Addon and libbpf versions. */
   version(): { addon: string; libbpf: string };
+  /**
+   * Runs one libnftables command buffer (one kernel transaction, all-or-nothing) in this
+   * process's network namespace, with one context reused per process. `json` selects JSON
+   * output (`list` commands). Never throws for nft failures: `rc` is non-zero and `error` holds
+   * libnftables' message.
+   *
+   * @example
+   * const r = addon.nftRun('list tables', false); // { rc: 0, output: 'table inet bridgeward\n', error: '' }
+   */
+  nftRun(cmd: string, json: boolean): NftResult;
+}
+
+/** What `nftRun` returns. */
+export interface NftResult {
+  /** 0 on success, non-zero when libnftables rejected or the kernel refused the buffer. */
+  readonly rc: number;
+  /** Buffered standard output (e.g. a listing; JSON text when asked for JSON). */
+  readonly output: string;
+  /** Buffered error output (parser or kernel errors), empty on success. */
+  readonly error: string;
 }
 
 /** The addon, or why it could not be loaded. */

@@ -3,6 +3,8 @@
 #include <napi.h>
 #include <bpf/libbpf.h>
 
+#include "nft.h"
+
 namespace {
 
 // version() -> { addon, libbpf }: a cheap probe that the addon loaded and which libbpf it uses.
@@ -16,6 +18,7 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version));
+  bw::RegisterNft(env, exports);
   return exports;
 }
 
