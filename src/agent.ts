@@ -14,6 +14,7 @@ import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { assertCanRun, probeFeatures, readCapabilities } from './preflight.js';
 import { openRtnl } from './observe/rtnl.js';
+import { openStore } from './store/open.js';
 import { waitForBridge } from './observe/bridge-wait.js';
 import { startApi } from './api/server.js';
 import { startMetricsServer } from './api/metrics-server.js';
@@ -59,6 +60,8 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     }
   };
   try {
+    const store = await openStore(cfg, log);
+    closers.push(() => store.close());
     const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
     log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
     await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);

@@ -1,0 +1,38 @@
+/**
+ * Opens the lease store the configuration asks for: the SQLite file `leases.db` in the state
+ * dir (default) or an etcd cluster.
+ *
+ * @example
+ * const store = await openStore(cfg, log);
+ * await store.close();
+ */
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { BridgewardError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { openSqliteStore } from './sqlite.js';
+import type { LeaseStore } from './types.js';
+
+/** File name of the SQLite store inside the state dir. */
+export const SQLITE_FILE = 'leases.db';
+
+/**
+ * Opens the configured backend and logs which one.
+ *
+ * @throws BridgewardError STORE_UNAVAILABLE when the store cannot be opened or reached.
+ */
+export async function openStore(
+  cfg: Pick<Config, 'store' | 'stateDir'>,
+  log: Logger,
+): Promise<LeaseStore> {
+  if (cfg.store.kind === 'sqlite') {
+    const path = join(cfg.stateDir, SQLITE_FILE);
+    const store = openSqliteStore(path);
+    log.info({ store: 'sqlite', path }, 'store opened');
+    return store;
+  }
+  throw new BridgewardError(
+    'STORE_UNAVAILABLE',
+    'the etcd store backend is not available in this build',
+  );
+}

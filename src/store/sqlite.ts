@@ -1,0 +1,560 @@
+/**
+ * The embedded `LeaseStore`: one SQLite file (better-sqlite3) in the state dir, in WAL mode with
+ * `synchronous=FULL`, so a committed lease survives a crash or power loss. Every mutation runs in
+ * one IMMEDIATE transaction (the write lock is taken before anything is read), the address is
+ * the primary key of `leases` and a partial unique index keeps a sandbox to one active lease.
+ * The event history is append-only (triggers refuse UPDATE and DELETE).
+ *
+ * @example
+ * const store = openSqliteStore('/var/lib/bridgeward/leases.db');
+ * await store.claim({ sandbox: 'app-1', ip: '10.8.64.7', mac: null, at: new Date() });
+ * await store.close();
+ */
+import Database from 'better-sqlite3';
+import { BridgewardError } from '../errors.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CoolingAddress,
+  Identity,
+  Lease,
+  LeaseEvent,
+  LeaseStore,
+  PortMapping,
+  Quarantine,
+  StoreSnapshot,
+} from './types.js';
+
+/** How long a writer waits for another process's write lock before the store reports busy. */
+const BUSY_TIMEOUT_MS = 5000;
+
+interface LeaseRow {
+  ip: string;
+  sandbox: string;
+  mac: string | null;
+  ifindex: number | null;
+  ifname: string | null;
+  state: 'active' | 'released';
+  generation: number;
+  allocated_at: string;
+  updated_at: string;
+  released_at: string | null;
+}
+
+interface QuarantineRow {
+  ip: string;
+  reason: string;
+  evidence: string;
+  since: string;
+  until: string | null;
+}
+
+interface EventRow {
+  id: number;
+  at: string;
+  kind: string;
+  ip: string | null;
+  sandbox: string | null;
+  detail: string;
+}
+
+interface PortRow {
+  proto: 'tcp' | 'udp';
+  host_port: number;
+  sandbox: string;
+  port: number;
+}
+
+interface IdentityRow {
+  sandbox: string;
+  ip: string;
+  generation: number;
+  secret_hash: string;
+  app: string | null;
+  audiences: string;
+  created_at: string;
+  rotated_at: string;
+}
+
+/**
+ * Brings a database to the newest schema version, one transaction per migration.
+ *
+ * @throws BridgewardError STORE_UNAVAILABLE when the file was written by a newer bridgeward.
+ */
+export function migrate(db: Database.Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SQLITE_MIGRATIONS.length) {
+    throw new BridgewardError(
+      'STORE_UNAVAILABLE',
+      `store ${db.name} has schema version ${current}, newer than this bridgeward (${SQLITE_MIGRATIONS.length})`,
+    );
+  }
+  for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+  return SQLITE_MIGRATIONS.length;
+}
+
+/**
+ * Opens (creating if needed) the SQLite store at `path` and migrates it.
+ *
+ * @throws BridgewardError STORE_UNAVAILABLE when the file cannot be opened or migrated.
+ */
+export function openSqliteStore(path: string): LeaseStore {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (e) {
+    throw storeError(e, `open ${path}`);
+  }
+  return new SqliteStore(db);
+}
+
+class SqliteStore implements LeaseStore {
+  readonly kind = 'sqlite' as const;
+  readonly #db: Database.Database;
+  readonly #q;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#q = {
+      activeBySandbox: db.prepare<[string], LeaseRow>(
+        `SELECT * FROM leases WHERE sandbox = ? AND state = 'active'`,
+      ),
+      byIp: db.prepare<[string], LeaseRow>(`SELECT * FROM leases WHERE ip = ?`),
+      active: db.prepare<[], LeaseRow>(`SELECT * FROM leases WHERE state = 'active' ORDER BY ip`),
+      released: db.prepare<[], LeaseRow>(
+        `SELECT * FROM leases WHERE state = 'released' ORDER BY ip`,
+      ),
+      upsertLease: db.prepare(
+        `INSERT INTO leases (ip, sandbox, mac, ifindex, ifname, state, generation, allocated_at, updated_at, released_at)
+         VALUES (@ip, @sandbox, @mac, NULL, NULL, 'active', @generation, @at, @at, NULL)
+         ON CONFLICT (ip) DO UPDATE SET sandbox = excluded.sandbox, mac = excluded.mac,
+           ifindex = NULL, ifname = NULL, state = 'active', generation = excluded.generation,
+           allocated_at = excluded.allocated_at, updated_at = excluded.updated_at, released_at = NULL`,
+      ),
+      releaseLease: db.prepare(
+        `UPDATE leases SET state = 'released', released_at = @at, updated_at = @at WHERE ip = @ip`,
+      ),
+      bindLease: db.prepare(
+        `UPDATE leases SET mac = @mac, ifindex = @ifindex, ifname = @ifname, updated_at = @at WHERE ip = @ip`,
+      ),
+      quarantineByIp: db.prepare<[string], QuarantineRow>(`SELECT * FROM quarantine WHERE ip = ?`),
+      quarantineActive: db.prepare<[string], QuarantineRow>(
+        `SELECT * FROM quarantine WHERE until IS NULL OR until > ? ORDER BY ip`,
+      ),
+      upsertQuarantine: db.prepare(
+        `INSERT INTO quarantine (ip, reason, evidence, since, until) VALUES (@ip, @reason, @evidence, @since, @until)
+         ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, evidence = excluded.evidence, until = excluded.until`,
+      ),
+      deleteQuarantine: db.prepare(`DELETE FROM quarantine WHERE ip = ?`),
+      getMeta: db.prepare<[string], { value: string }>(`SELECT value FROM meta WHERE key = ?`),
+      setMeta: db.prepare(
+        `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      ),
+      insertEvent: db.prepare(
+        `INSERT INTO events (at, kind, ip, sandbox, detail) VALUES (@at, @kind, @ip, @sandbox, @detail)`,
+      ),
+      ports: db.prepare<[], PortRow>(`SELECT * FROM ports ORDER BY proto, host_port`),
+      portsBySandbox: db.prepare<[string], PortRow>(
+        `SELECT * FROM ports WHERE sandbox = ? ORDER BY proto, host_port`,
+      ),
+      port: db.prepare<[string, number], PortRow>(
+        `SELECT * FROM ports WHERE proto = ? AND host_port = ?`,
+      ),
+      upsertPort: db.prepare(
+        `INSERT INTO ports (proto, host_port, sandbox, port) VALUES (@proto, @hostPort, @sandbox, @port)
+         ON CONFLICT (proto, host_port) DO UPDATE SET sandbox = excluded.sandbox, port = excluded.port`,
+      ),
+      deletePort: db.prepare(`DELETE FROM ports WHERE proto = ? AND host_port = ?`),
+      deletePortsBySandbox: db.prepare(`DELETE FROM ports WHERE sandbox = ?`),
+      identity: db.prepare<[string], IdentityRow>(`SELECT * FROM identities WHERE sandbox = ?`),
+      upsertIdentity: db.prepare(
+        `INSERT INTO identities (sandbox, ip, generation, secret_hash, app, audiences, created_at, rotated_at)
+         VALUES (@sandbox, @ip, @generation, @secretHash, @app, @audiences, @createdAt, @rotatedAt)
+         ON CONFLICT (sandbox) DO UPDATE SET ip = excluded.ip, generation = excluded.generation,
+           secret_hash = excluded.secret_hash, app = excluded.app, audiences = excluded.audiences,
+           created_at = excluded.created_at, rotated_at = excluded.rotated_at`,
+      ),
+      deleteIdentity: db.prepare(`DELETE FROM identities WHERE sandbox = ?`),
+    };
+  }
+
+  async snapshot(): Promise<StoreSnapshot> {
+    return this.#read('snapshot', () =>
+      this.#db
+        .transaction((): StoreSnapshot => {
+          const now = new Date().toISOString();
+          return {
+            leases: this.#q.active.all().map(toLease),
+            cooling: this.#q.released.all().map(toCooling),
+            quarantine: this.#q.quarantineActive.all(now).map(toQuarantine),
+            cursor: this.#q.getMeta.get('cursor')?.value ?? null,
+          };
+        })
+        .deferred(),
+    );
+  }
+
+  async claim(req: ClaimRequest): Promise<ClaimResult> {
+    return this.#write('claim', () => {
+      const mine = this.#q.activeBySandbox.get(req.sandbox);
+      if (mine) return { lease: toLease(mine), existing: true };
+      const at = req.at.toISOString();
+      const row = this.#q.byIp.get(req.ip);
+      if (row?.state === 'active') {
+        throw new BridgewardError(
+          'CONFLICT',
+          `${req.ip} is already leased to sandbox ${row.sandbox}`,
+          { ip: req.ip },
+        );
+      }
+      const q = this.#q.quarantineByIp.get(req.ip);
+      if (q && (q.until === null || q.until > at)) {
+        throw new BridgewardError('CONFLICT', `${req.ip} is quarantined (${q.reason})`, {
+          ip: req.ip,
+        });
+      }
+      const generation = (row?.generation ?? 0) + 1;
+      this.#q.upsertLease.run({ ip: req.ip, sandbox: req.sandbox, mac: req.mac, generation, at });
+      this.#q.setMeta.run('cursor', req.ip);
+      this.#event(at, 'allocated', req.ip, req.sandbox, {
+        generation,
+        ...(req.mac ? { mac: req.mac } : {}),
+      });
+      return { lease: toLease(this.#q.byIp.get(req.ip) as LeaseRow), existing: false };
+    });
+  }
+
+  async release(sandbox: string, at: Date, detail: Record<string, unknown> = {}): Promise<Lease> {
+    return this.#write('release', () => {
+      const row = this.#mustLease(sandbox);
+      const when = at.toISOString();
+      const ports = this.#q.portsBySandbox.all(sandbox);
+      this.#q.deletePortsBySandbox.run(sandbox);
+      const hadIdentity = this.#q.deleteIdentity.run(sandbox).changes > 0;
+      this.#q.releaseLease.run({ ip: row.ip, at: when });
+      this.#event(when, 'released', row.ip, sandbox, {
+        generation: row.generation,
+        ...(ports.length ? { removedPorts: ports.map(toPort) } : {}),
+        ...(hadIdentity ? { removedIdentity: true } : {}),
+        ...detail,
+      });
+      return toLease(row);
+    });
+  }
+
+  async bind(
+    sandbox: string,
+    binding: { mac?: string; ifindex?: number; ifname?: string },
+    at: Date,
+  ): Promise<Lease> {
+    return this.#write('bind', () => {
+      const row = this.#mustLease(sandbox);
+      const next = {
+        mac: binding.mac ?? row.mac,
+        ifindex: binding.ifindex ?? row.ifindex,
+        ifname: binding.ifname ?? row.ifname,
+      };
+      if (next.mac === row.mac && next.ifindex === row.ifindex && next.ifname === row.ifname) {
+        return toLease(row);
+      }
+      const when = at.toISOString();
+      this.#q.bindLease.run({ ip: row.ip, at: when, ...next });
+      this.#event(when, 'bound', row.ip, sandbox, next);
+      return toLease(this.#q.byIp.get(row.ip) as LeaseRow);
+    });
+  }
+
+  async leaseBySandbox(sandbox: string): Promise<Lease | null> {
+    return this.#read('lease lookup', () => {
+      const row = this.#q.activeBySandbox.get(sandbox);
+      return row ? toLease(row) : null;
+    });
+  }
+
+  async leaseByIp(ip: string): Promise<Lease | null> {
+    return this.#read('lease lookup', () => {
+      const row = this.#q.byIp.get(ip);
+      return row?.state === 'active' ? toLease(row) : null;
+    });
+  }
+
+  async quarantine(q: Quarantine, at: Date): Promise<void> {
+    this.#write('quarantine', () => {
+      const when = at.toISOString();
+      let before = this.#q.quarantineByIp.get(q.ip);
+      if (before && before.until !== null && before.until <= when) {
+        // An expired record is replaced, not refreshed: a new quarantine starts.
+        this.#q.deleteQuarantine.run(q.ip);
+        before = undefined;
+      }
+      this.#q.upsertQuarantine.run({
+        ip: q.ip,
+        reason: q.reason,
+        evidence: JSON.stringify(q.evidence),
+        since: q.since,
+        until: q.until,
+      });
+      if (!before) {
+        this.#event(when, 'quarantined', q.ip, null, {
+          reason: q.reason,
+          evidence: q.evidence,
+          until: q.until,
+        });
+      }
+    });
+  }
+
+  async clearQuarantine(ip: string, at: Date, detail: Record<string, unknown>): Promise<void> {
+    this.#write('clear quarantine', () => {
+      const before = this.#q.quarantineByIp.get(ip);
+      if (!before) {
+        throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
+      }
+      this.#q.deleteQuarantine.run(ip);
+      this.#event(at.toISOString(), 'quarantine-cleared', ip, null, {
+        reason: before.reason,
+        ...detail,
+      });
+    });
+  }
+
+  async appendEvent(e: Omit<LeaseEvent, 'id'>): Promise<void> {
+    this.#write('append event', () => this.#event(e.at, e.kind, e.ip, e.sandbox, e.detail));
+  }
+
+  async history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]> {
+    return this.#read('history', () => {
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (filter.ip !== undefined) {
+        where.push('ip = ?');
+        args.push(filter.ip);
+      }
+      if (filter.sandbox !== undefined) {
+        where.push('sandbox = ?');
+        args.push(filter.sandbox);
+      }
+      const sql =
+        `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC` +
+        (filter.limit !== undefined ? ' LIMIT ?' : '');
+      if (filter.limit !== undefined) args.push(filter.limit);
+      const rows = this.#db.prepare<(string | number)[], EventRow>(sql).all(...args);
+      return rows.reverse().map(toEvent);
+    });
+  }
+
+  async listPorts(): Promise<PortMapping[]> {
+    return this.#read('list ports', () => this.#q.ports.all().map(toPort));
+  }
+
+  async putPort(m: PortMapping, at: Date): Promise<void> {
+    this.#write('put port', () => {
+      const lease = this.#mustLease(m.sandbox);
+      const before = this.#q.port.get(m.proto, m.hostPort);
+      if (before && before.sandbox !== m.sandbox) {
+        throw new BridgewardError(
+          'PORT_IN_USE',
+          `${m.proto}/${m.hostPort} is already mapped to sandbox ${before.sandbox}`,
+          { proto: m.proto, hostPort: m.hostPort, sandbox: before.sandbox },
+        );
+      }
+      if (before && before.port === m.port) return;
+      this.#q.upsertPort.run({ ...m });
+      this.#event(at.toISOString(), 'port-mapped', lease.ip, m.sandbox, {
+        proto: m.proto,
+        hostPort: m.hostPort,
+        port: m.port,
+        ...(before ? { previousPort: before.port } : {}),
+      });
+    });
+  }
+
+  async removePort(proto: 'tcp' | 'udp', hostPort: number, at: Date): Promise<PortMapping> {
+    return this.#write('remove port', () => {
+      const before = this.#q.port.get(proto, hostPort);
+      if (!before) {
+        throw new BridgewardError('UNKNOWN_PORT', `no node port ${proto}/${hostPort}`, {
+          proto,
+          hostPort,
+        });
+      }
+      this.#q.deletePort.run(proto, hostPort);
+      const lease = this.#q.activeBySandbox.get(before.sandbox);
+      this.#event(at.toISOString(), 'port-unmapped', lease?.ip ?? null, before.sandbox, {
+        proto,
+        hostPort,
+        port: before.port,
+      });
+      return toPort(before);
+    });
+  }
+
+  async putIdentity(i: Identity, at: Date): Promise<void> {
+    this.#write('put identity', () => {
+      const lease = this.#mustLease(i.sandbox);
+      const existed = this.#q.identity.get(i.sandbox) !== undefined;
+      this.#q.upsertIdentity.run({
+        sandbox: i.sandbox,
+        ip: i.ip,
+        generation: i.generation,
+        secretHash: i.secretHash,
+        app: i.app,
+        audiences: JSON.stringify(i.audiences),
+        createdAt: i.createdAt,
+        rotatedAt: i.rotatedAt,
+      });
+      this.#event(
+        at.toISOString(),
+        existed ? 'identity-updated' : 'identity-registered',
+        lease.ip,
+        i.sandbox,
+        {
+          generation: i.generation,
+          app: i.app,
+          audiences: i.audiences,
+        },
+      );
+    });
+  }
+
+  async identity(sandbox: string): Promise<Identity | null> {
+    return this.#read('identity lookup', () => {
+      const row = this.#q.identity.get(sandbox);
+      return row ? toIdentity(row) : null;
+    });
+  }
+
+  async removeIdentity(sandbox: string, at: Date): Promise<boolean> {
+    return this.#write('remove identity', () => {
+      const row = this.#q.identity.get(sandbox);
+      if (!row) return false;
+      this.#q.deleteIdentity.run(sandbox);
+      this.#event(at.toISOString(), 'identity-removed', row.ip, sandbox, {
+        generation: row.generation,
+      });
+      return true;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #mustLease(sandbox: string): LeaseRow {
+    const row = this.#q.activeBySandbox.get(sandbox);
+    if (!row) {
+      throw new BridgewardError('UNKNOWN_SANDBOX', `sandbox ${sandbox} has no active lease`, {
+        sandbox,
+      });
+    }
+    return row;
+  }
+
+  #event(
+    at: string,
+    kind: string,
+    ip: string | null,
+    sandbox: string | null,
+    detail: Record<string, unknown>,
+  ): void {
+    this.#q.insertEvent.run({ at, kind, ip, sandbox, detail: JSON.stringify(detail) });
+  }
+
+  #write<T>(what: string, f: () => T): T {
+    try {
+      return this.#db.transaction(f).immediate();
+    } catch (e) {
+      throw storeError(e, what);
+    }
+  }
+
+  #read<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw storeError(e, what);
+    }
+  }
+}
+
+/** Maps a driver failure to STORE_UNAVAILABLE (or CONFLICT for a lost unique-index race). */
+function storeError(e: unknown, what: string): BridgewardError {
+  if (e instanceof BridgewardError) return e;
+  const err = e as { code?: string; message?: string };
+  if (typeof err.code === 'string' && err.code.startsWith('SQLITE_CONSTRAINT')) {
+    return new BridgewardError('CONFLICT', `store ${what}: ${err.message}`);
+  }
+  return new BridgewardError('STORE_UNAVAILABLE', `store ${what}: ${err.message ?? String(e)}`);
+}
+
+function toLease(r: LeaseRow): Lease {
+  return {
+    sandbox: r.sandbox,
+    ip: r.ip,
+    mac: r.mac,
+    ifindex: r.ifindex,
+    ifname: r.ifname,
+    state: 'active',
+    generation: r.generation,
+    allocatedAt: r.allocated_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toCooling(r: LeaseRow): CoolingAddress {
+  return {
+    ip: r.ip,
+    sandbox: r.sandbox,
+    generation: r.generation,
+    releasedAt: r.released_at ?? r.updated_at,
+  };
+}
+
+function toQuarantine(r: QuarantineRow): Quarantine {
+  return {
+    ip: r.ip,
+    reason: r.reason,
+    evidence: JSON.parse(r.evidence) as Record<string, unknown>,
+    since: r.since,
+    until: r.until,
+  };
+}
+
+function toEvent(r: EventRow): LeaseEvent {
+  return {
+    id: r.id,
+    at: r.at,
+    kind: r.kind,
+    ip: r.ip,
+    sandbox: r.sandbox,
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
+  };
+}
+
+function toPort(r: PortRow): PortMapping {
+  return { proto: r.proto, hostPort: r.host_port, sandbox: r.sandbox, port: r.port };
+}
+
+function toIdentity(r: IdentityRow): Identity {
+  return {
+    sandbox: r.sandbox,
+    ip: r.ip,
+    generation: r.generation,
+    secretHash: r.secret_hash,
+    app: r.app,
+    audiences: JSON.parse(r.audiences) as string[],
+    createdAt: r.created_at,
+    rotatedAt: r.rotated_at,
+  };
+}

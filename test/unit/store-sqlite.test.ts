@@ -1,0 +1,105 @@
+// The SQLite lease store on real files: the shared contract, durability, migrations, pragmas.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { rejectsCode, throwsCode } from '../harness/expect-code.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { openStore, SQLITE_FILE } from '../../src/store/open.js';
+import { SQLITE_MIGRATIONS } from '../../src/store/migrations.js';
+import { storeContract } from '../harness/store-contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bw-store-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+t.test('contract', async (t) => {
+  storeContract(t, async () => openSqliteStore(join(dir, `contract-${n++}.db`)));
+});
+
+t.test('a lease survives closing and reopening the file', async (t) => {
+  const path = join(dir, 'reopen.db');
+  const s1 = openSqliteStore(path);
+  await s1.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: new Date() });
+  await s1.quarantine(
+    { ip: '10.8.64.3', reason: 'x', evidence: {}, since: new Date().toISOString(), until: null },
+    new Date(),
+  );
+  await s1.close();
+  const s2 = openSqliteStore(path);
+  t.teardown(() => s2.close());
+  const snap = await s2.snapshot();
+  t.same(
+    snap.leases.map((l) => [l.sandbox, l.ip]),
+    [['a', '10.8.64.2']],
+  );
+  t.same(
+    snap.quarantine.map((q) => q.ip),
+    ['10.8.64.3'],
+  );
+  t.equal(snap.cursor, '10.8.64.2');
+});
+
+t.test('WAL, schema version, append-only events, one active lease per sandbox', async (t) => {
+  const path = join(dir, 'pragmas.db');
+  const s = openSqliteStore(path);
+  await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: new Date() });
+  await s.close();
+  const db = new Database(path);
+  t.teardown(() => db.close());
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+  t.throws(() => db.prepare('DELETE FROM events').run(), /append-only/);
+  t.throws(() => db.prepare("UPDATE events SET kind = 'x'").run(), /append-only/);
+  t.throws(
+    () =>
+      db
+        .prepare(
+          "INSERT INTO leases (ip, sandbox, state, generation, allocated_at, updated_at) VALUES ('10.8.64.3', 'a', 'active', 1, 'x', 'x')",
+        )
+        .run(),
+    /UNIQUE/,
+    'a sandbox cannot hold two active leases even behind the store',
+  );
+});
+
+t.test('a file from a newer bridgeward is refused', async (t) => {
+  const path = join(dir, 'newer.db');
+  const db = new Database(path);
+  db.pragma(`user_version = ${SQLITE_MIGRATIONS.length + 1}`);
+  db.close();
+  throwsCode(t, () => openSqliteStore(path), 'STORE_UNAVAILABLE');
+});
+
+t.test('an unopenable path is STORE_UNAVAILABLE', async (t) => {
+  throwsCode(t, () => openSqliteStore(join(dir, 'missing-dir', 'x.db')), 'STORE_UNAVAILABLE');
+});
+
+t.test('two connections to one file (two processes) never both win an address', async (t) => {
+  const path = join(dir, 'two.db');
+  const a = openSqliteStore(path);
+  const b = openSqliteStore(path);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await a.claim({ sandbox: 'x', ip: '10.8.64.2', mac: null, at: new Date() });
+  await rejectsCode(
+    t,
+    b.claim({ sandbox: 'y', ip: '10.8.64.2', mac: null, at: new Date() }),
+    'CONFLICT',
+  );
+});
+
+t.test('openStore picks SQLite in the state dir', async (t) => {
+  const log = pino({ level: 'silent' });
+  const s = await openStore({ store: { kind: 'sqlite' }, stateDir: dir }, log);
+  t.teardown(() => s.close());
+  t.equal(s.kind, 'sqlite');
+  await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: new Date() });
+  const db = new Database(join(dir, SQLITE_FILE), { readonly: true });
+  t.teardown(() => db.close());
+  t.equal((db.prepare('SELECT COUNT(*) AS c FROM leases').get() as { c: number }).c, 1);
+});
