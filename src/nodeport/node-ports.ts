@@ -1,0 +1,290 @@
+/**
+ * The node-port shell: keeps the agent's nftables table equal to the store. The store is the one
+ * source of truth; the table is derived from it and rebuilt from it at start (a restart is a
+ * rebuild, so a crash between a store commit and an nft apply heals).
+ *
+ * - `start()`: one atomic full replace of the table, verified by reading it back.
+ * - `sync()`: reads the store, diffs against what was applied, applies the diff as one
+ *   transaction (a full replace if that fails), then clears conntrack entries of old backends.
+ * - `verify()`: reads the table back; a flushed/edited rule or a missing table means a full
+ *   replace, edited elements an incremental repair; each repair is counted and logged.
+ * - `add()`/`remove()`/`list()`: the API's operations (store first, then sync).
+ *
+ * All kernel work is serialised, so a verify never races an apply.
+ *
+ * @example
+ * const np = new NodePorts({ store, nft: openNftDriver(), bridge: 'rt0', metrics, log, clearConntrack });
+ * await np.start();
+ * await np.add({ proto: 'tcp', hostPort: 6667, sandbox: 'app-2', port: 8080 });
+ */
+import { BridgewardError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { LeaseStore, PortMapping } from '../store/types.js';
+import { desiredElements } from './desired.js';
+import { diffElements, isEmptyDiff, renderDiff } from './diff.js';
+import type { NatElement, Proto } from './element.js';
+import { isNoSuchObject, type NftDriver, type NftDriverKind } from './nft-driver.js';
+import { parseTableListing, type TableListing } from './readback.js';
+import { LIST_TABLE, TABLE_FAMILY, TABLE_NAME, renderFullReplace } from './ruleset.js';
+
+/** A node port as the API shows it: the mapping plus the backend address. */
+export interface NodePortView extends PortMapping {
+  /** The sandbox's leased address, or null if it has none (a mapping being released). */
+  readonly addr: string | null;
+}
+
+/** What `status` reports about node ports. */
+export interface NodePortStatus {
+  /** Which nft implementation runs the transactions. */
+  readonly driver: NftDriverKind;
+  /** The table the agent owns. */
+  readonly table: string;
+  /** Elements applied. */
+  readonly elements: number;
+  /** Drift repairs since start. */
+  readonly repairs: number;
+}
+
+/** What the node-port shell needs. */
+export interface NodePortDeps {
+  /** The lease store (source of truth). */
+  readonly store: Pick<LeaseStore, 'listPorts' | 'snapshot' | 'putPort' | 'removePort'>;
+  /** Runs nft buffers. */
+  readonly nft: NftDriver;
+  /** The sandbox bridge (hairpin and localhost masquerade match it). */
+  readonly bridge: string;
+  /** Repair and transaction counters. */
+  readonly metrics: Pick<Metrics, 'nodeportRepairs' | 'nftTransactions' | 'resyncs'>;
+  /** Logger. */
+  readonly log: Logger;
+  /** Deletes conntrack entries leading to old backends; resolves to how many. */
+  readonly clearConntrack: (stale: readonly NatElement[]) => Promise<number>;
+}
+
+/** Keeps the agent's table equal to the store's node ports. */
+export class NodePorts {
+  readonly #d: NodePortDeps;
+  /** Elements the kernel holds as far as we know; null forces a full replace. */
+  #applied: readonly NatElement[] | null = null;
+  /** Structure fingerprint read back after the last full replace. */
+  #structure: string | null = null;
+  #repairs = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | null = null;
+  #ticking = false;
+
+  /** Creates the shell; nothing touches the kernel until `start()`. */
+  constructor(deps: NodePortDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Replaces the whole table from the store in one transaction and verifies it by reading it
+   * back; clears conntrack entries of backends that were in the old table but not in the new.
+   *
+   * @throws BridgewardError KERNEL_ERROR when nft fails or the read-back differs.
+   */
+  start(): Promise<void> {
+    return this.#serial(async () => {
+      const before = await this.#readTable();
+      const desired = await this.#desired();
+      await this.#fullReplace(desired);
+      await this.#clearStale(before?.elements ?? [], desired);
+    });
+  }
+
+  /** Brings the table up to date with the store (one transaction for the changes). */
+  sync(): Promise<void> {
+    return this.#serial(async () => {
+      const desired = await this.#desired();
+      if (this.#applied === null) {
+        await this.#fullReplace(desired);
+        return;
+      }
+      const before = this.#applied;
+      await this.#applyDiff(before, desired);
+      await this.#clearStale(before, desired);
+    });
+  }
+
+  /**
+   * Reads the table back and repairs drift (missing table, edited rules, edited elements) in one
+   * transaction. Resolves to true when it repaired something.
+   */
+  verify(): Promise<boolean> {
+    return this.#serial(async () => {
+      const applied = this.#applied;
+      if (applied === null) return false;
+      const now = await this.#readTable();
+      if (now && now.foreign === 0 && now.structure === this.#structure) {
+        const d = diffElements(now.elements, applied);
+        if (isEmptyDiff(d)) return false;
+        this.#repaired('elements', { removed: d.remove.length, added: d.add.length });
+        await this.#applyDiff(now.elements, applied);
+        await this.#clearStale(now.elements, applied);
+        return true;
+      }
+      this.#repaired(now ? 'rules' : 'table missing', {});
+      await this.#fullReplace(applied);
+      return true;
+    });
+  }
+
+  /**
+   * Runs `sync()` then `verify()` every `intervalMs` until `stop()`. A tick that finds the
+   * previous one still running is skipped, counted (resyncs{source="nodeport"}) and logged.
+   */
+  startLoop(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      if (this.#ticking) {
+        this.#d.metrics.resyncs.inc({ source: 'nodeport' });
+        this.#d.log.warn({ intervalMs }, 'node-port reconcile fell behind; skipping a tick');
+        return;
+      }
+      this.#ticking = true;
+      this.sync()
+        .then(() => this.verify())
+        .catch((e: unknown) => this.#d.log.error({ err: e }, 'node-port reconcile failed'))
+        .finally(() => (this.#ticking = false));
+    }, intervalMs);
+  }
+
+  /** Stops the loop and waits for queued kernel work. The table stays (a restart rebuilds it). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#queue.catch(() => undefined);
+  }
+
+  /**
+   * Adds or moves a node port in the store, then applies it.
+   *
+   * @throws BridgewardError UNKNOWN_SANDBOX, PORT_IN_USE (from the store), KERNEL_ERROR.
+   */
+  async add(m: PortMapping): Promise<NodePortView> {
+    await this.#d.store.putPort(m, new Date());
+    await this.sync();
+    const view = (await this.list()).find((v) => v.proto === m.proto && v.hostPort === m.hostPort);
+    if (!view)
+      throw new BridgewardError('CONFLICT', `${m.proto}/${m.hostPort} was removed meanwhile`);
+    return view;
+  }
+
+  /**
+   * Removes a node port from the store, then from the table.
+   *
+   * @throws BridgewardError UNKNOWN_PORT (from the store), KERNEL_ERROR.
+   */
+  async remove(proto: Proto, hostPort: number): Promise<PortMapping> {
+    const removed = await this.#d.store.removePort(proto, hostPort, new Date());
+    await this.sync();
+    return removed;
+  }
+
+  /** Every node port with its backend address, sorted by proto and host port. */
+  async list(): Promise<NodePortView[]> {
+    const [ports, snap] = await Promise.all([this.#d.store.listPorts(), this.#d.store.snapshot()]);
+    const ipOf = new Map(snap.leases.map((l) => [l.sandbox, l.ip]));
+    return ports
+      .map((m) => ({ ...m, addr: ipOf.get(m.sandbox) ?? null }))
+      .sort((a, b) => (a.proto === b.proto ? a.hostPort - b.hostPort : a.proto < b.proto ? -1 : 1));
+  }
+
+  /** The status report. */
+  status(): NodePortStatus {
+    return {
+      driver: this.#d.nft.kind,
+      table: `${TABLE_FAMILY} ${TABLE_NAME}`,
+      elements: this.#applied?.length ?? 0,
+      repairs: this.#repairs,
+    };
+  }
+
+  #serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(f, f);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #desired(): Promise<NatElement[]> {
+    const ports = await this.#d.store.listPorts();
+    const snap = await this.#d.store.snapshot();
+    return desiredElements(ports, snap.leases);
+  }
+
+  async #readTable(): Promise<TableListing | null> {
+    try {
+      return parseTableListing(await this.#d.nft.run(LIST_TABLE, true));
+    } catch (e) {
+      if (isNoSuchObject(e)) return null;
+      throw e;
+    }
+  }
+
+  async #transaction(script: string): Promise<void> {
+    try {
+      await this.#d.nft.run(script);
+      this.#d.metrics.nftTransactions.inc({ result: 'ok' });
+    } catch (e) {
+      this.#d.metrics.nftTransactions.inc({ result: 'error' });
+      throw e;
+    }
+  }
+
+  async #fullReplace(desired: readonly NatElement[]): Promise<void> {
+    this.#applied = null;
+    await this.#transaction(renderFullReplace(this.#d.bridge, desired));
+    const back = await this.#readTable();
+    const d = back ? diffElements(back.elements, desired) : null;
+    if (!back || !d || !isEmptyDiff(d) || back.foreign !== 0) {
+      throw new BridgewardError(
+        'KERNEL_ERROR',
+        'nft table read back after a full replace differs',
+        {
+          expected: desired.length,
+          found: back?.elements.length ?? null,
+        },
+      );
+    }
+    this.#structure = back.structure;
+    this.#applied = desired;
+    this.#d.log.info(
+      { elements: desired.length, driver: this.#d.nft.kind },
+      'node-port table replaced',
+    );
+  }
+
+  async #applyDiff(current: readonly NatElement[], desired: readonly NatElement[]): Promise<void> {
+    const script = renderDiff(diffElements(current, desired));
+    if (script === null) return;
+    try {
+      await this.#transaction(script);
+      this.#applied = desired;
+    } catch (e) {
+      this.#d.log.warn({ err: e }, 'node-port transaction failed; replacing the whole table');
+      await this.#fullReplace(desired);
+    }
+  }
+
+  async #clearStale(before: readonly NatElement[], after: readonly NatElement[]): Promise<void> {
+    const stale = diffElements(before, after).remove;
+    if (stale.length === 0) return;
+    try {
+      const deleted = await this.#d.clearConntrack(stale);
+      if (deleted > 0)
+        this.#d.log.info(
+          { deleted, stale: stale.length },
+          'cleared conntrack entries of old backends',
+        );
+    } catch (e) {
+      this.#d.log.warn({ err: e }, 'could not clear conntrack entries of old backends');
+    }
+  }
+
+  #repaired(what: string, detail: Record<string, unknown>): void {
+    this.#repairs++;
+    this.#d.metrics.nodeportRepairs.inc();
+    this.#d.log.warn({ drift: what, ...detail }, 'node-port table drifted; repairing');
+  }
+}

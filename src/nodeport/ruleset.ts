@@ -1,0 +1,76 @@
+/**
+ * The agent's nftables table, `ip bridgeward`: one map `nodeports` (`proto . port : addr . port`)
+ * and a fixed handful of rules that look it up. Rules never change per sandbox; only map
+ * elements do. Pure: renders command buffers, runs nothing.
+ *
+ * - `prerouting` (priority dstnat): traffic to a local address (from outside or from a sandbox)
+ *   is DNATed through the map.
+ * - `output` (priority -100; nft 1.0.6 rejects `dstnat` on this hook): the same for traffic the
+ *   runner sends itself, including to 127.0.0.1.
+ * - `postrouting` (priority srcnat): masquerade DNATed traffic from 127.0.0.0/8 leaving via the
+ *   bridge (the sandbox could not answer 127.0.0.1), and DNATed traffic that enters and leaves
+ *   via the bridge (hairpin: a sandbox reaching a node port that leads to itself or a neighbour
+ *   would otherwise get the answer from an unexpected source).
+ *
+ * @example
+ * const script = renderFullReplace('rt0', elements); // one transaction: the whole table anew
+ */
+import { formatElement, type NatElement } from './element.js';
+
+/** Address family of the agent's table. */
+export const TABLE_FAMILY = 'ip';
+/** Name of the agent's table (every kernel object the agent creates carries it). */
+export const TABLE_NAME = 'bridgeward';
+/** Name of the node-port map inside the table. */
+export const MAP_NAME = 'nodeports';
+
+/**
+ * Renders the table definition with the given elements (no add/delete around it).
+ *
+ * @example renderTable('rt0', []).startsWith('table ip bridgeward {'); // true
+ */
+export function renderTable(bridge: string, elements: readonly NatElement[]): string {
+  const br = JSON.stringify(bridge);
+  const elems = elements.length
+    ? `\t\telements = { ${elements.map(formatElement).join(',\n\t\t\t')} }\n`
+    : '';
+  return (
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {\n` +
+    `\tmap ${MAP_NAME} {\n` +
+    `\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n` +
+    elems +
+    `\t}\n` +
+    `\tchain prerouting {\n` +
+    `\t\ttype nat hook prerouting priority dstnat; policy accept;\n` +
+    `\t\tfib daddr type local dnat ip to meta l4proto . th dport map @${MAP_NAME}\n` +
+    `\t}\n` +
+    `\tchain output {\n` +
+    `\t\ttype nat hook output priority -100; policy accept;\n` +
+    `\t\tfib daddr type local dnat ip to meta l4proto . th dport map @${MAP_NAME}\n` +
+    `\t}\n` +
+    `\tchain postrouting {\n` +
+    `\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
+    `\t\toifname ${br} ct status dnat ip saddr 127.0.0.0/8 masquerade\n` +
+    `\t\tiifname ${br} oifname ${br} ct status dnat masquerade\n` +
+    `\t}\n` +
+    `}\n`
+  );
+}
+
+/**
+ * Renders the atomic full replace: create the table if missing, delete it (with everything in
+ * it, leftovers from a crash or another tool included) and define it anew, in one buffer, which
+ * libnftables applies as one kernel transaction.
+ *
+ * @example renderFullReplace('rt0', []).split('\n')[1]; // 'delete table ip bridgeward'
+ */
+export function renderFullReplace(bridge: string, elements: readonly NatElement[]): string {
+  return (
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {}\n` +
+    `delete table ${TABLE_FAMILY} ${TABLE_NAME}\n` +
+    renderTable(bridge, elements)
+  );
+}
+
+/** The command that lists the table (run with JSON output; parse with `parseTableListing`). */
+export const LIST_TABLE = `list table ${TABLE_FAMILY} ${TABLE_NAME}`;
