@@ -50,6 +50,8 @@ export interface Config {
   readonly webhook: string | null;
   /** bpffs directory where the agent pins its maps and programs. */
   readonly bpfPinDir: string;
+  /** host:port of the identity token server (default `<gateway>:7123`), or null when off. */
+  readonly identityListen: { host: string; port: number } | null;
 }
 
 /** The accepted log levels. */
@@ -71,6 +73,7 @@ export interface RawConfig {
   sweepSeconds?: number | string;
   webhook?: string;
   bpfPinDir?: string;
+  identityListen?: string;
 }
 
 /** The keys a config file may hold, which are also the `run` flags in kebab-case. */
@@ -87,6 +90,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'sweepSeconds',
   'webhook',
   'bpfPinDir',
+  'identityListen',
 ];
 
 /** Defaults applied when neither the file nor a flag sets a key. */
@@ -101,6 +105,9 @@ export const DEFAULTS = {
   sweepSeconds: 10,
   bpfPinDir: '/sys/fs/bpf/bridgeward',
 } as const;
+
+/** Default port of the identity token server, on the gateway address. */
+export const IDENTITY_PORT = 7123;
 
 /** Default socket path, also honoured by client verbs through `BRIDGEWARD_SOCKET`. */
 export const DEFAULT_SOCKET = DEFAULTS.socket;
@@ -198,6 +205,10 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
     sweepSeconds: seconds(raw.sweepSeconds, 'sweep-seconds', 1, 3600),
     webhook,
     bpfPinDir: absPath(raw.bpfPinDir, 'bpf-pin-dir'),
+    identityListen:
+      raw.identityListen === undefined
+        ? { host: formatIp(gatewayNum), port: IDENTITY_PORT }
+        : withKey('identity-listen', () => parseListen(str(raw.identityListen, 'identity-listen'))),
   };
 }
 

@@ -5,7 +5,7 @@
  *
  * @example
  * const identity = newIdentity(lease, { sandbox: 'app-1', app: 'web', audiences: [] }, hashSecret(s), now);
- * registrationResult(identity, s, tokenUrl({ host: '10.8.64.1', port: 7123 })).env;
+ * registrationResult(identity, s, 'http://10.8.64.1:7123' + TOKEN_PATH).env;
  * // { MIREN_IDENTITY_TOKEN_SECRET: s, MIREN_IDENTITY_TOKEN_URL: 'http://10.8.64.1:7123/v1/token' }
  */
 import type { Identity, Lease } from '../store/types.js';
@@ -15,8 +15,6 @@ import { DEFAULT_AUDIENCE } from './claims.js';
 export const ENV_SECRET = 'MIREN_IDENTITY_TOKEN_SECRET';
 /** Environment variable carrying the token URL into the sandbox. */
 export const ENV_TOKEN_URL = 'MIREN_IDENTITY_TOKEN_URL';
-/** Default port of the token server on the gateway address. */
-export const TOKEN_PORT = 7123;
 /** Path of the token endpoint. */
 export const TOKEN_PATH = '/v1/token';
 /** Path of the public keys. */
@@ -46,12 +44,14 @@ export interface RegistrationResult extends IdentityView {
 }
 
 /**
- * The token URL for a listen address.
+ * The origin sandboxes reach the token server at, also the tokens' issuer: the listen address,
+ * or the gateway when it listens on every address.
  *
- * @example tokenUrl({ host: '10.8.64.1', port: 7123 }) // 'http://10.8.64.1:7123/v1/token'
+ * @example tokenOrigin({ host: '0.0.0.0', port: 7123 }, '10.8.64.1') // 'http://10.8.64.1:7123'
  */
-export function tokenUrl(listen: { host: string; port: number }): string {
-  return `http://${listen.host}:${listen.port}${TOKEN_PATH}`;
+export function tokenOrigin(listen: { host: string; port: number }, gateway: string): string {
+  const host = listen.host === '0.0.0.0' || listen.host === '::' ? gateway : listen.host;
+  return `http://${host}:${listen.port}`;
 }
 
 /** De-duplicates audiences keeping their order; none at all means `[DEFAULT_AUDIENCE]`. */

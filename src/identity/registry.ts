@@ -1,7 +1,8 @@
 /**
  * The identity registry over the lease store: register, rotate, revoke and show. Every identity
  * lives in the store, bound to the sandbox's lease, so it survives restarts; the secret leaves
- * this module only in the one-time result and is stored as a SHA-256 hash.
+ * this module only in the one-time result and is stored as a SHA-256 hash. The store records
+ * each change in its history (identity-registered, -updated, -removed).
  *
  * @example
  * const registry = new IdentityRegistry(store, 'http://10.8.64.1:7123/v1/token');
@@ -51,7 +52,6 @@ export class IdentityRegistry {
     const secret = newSecret();
     const identity = newIdentity(lease, req, hashSecret(secret), now);
     await this.#store.putIdentity(identity, now);
-    await this.#event('identity-registered', identity, now);
     return registrationResult(identity, secret, this.#tokenUrl);
   }
 
@@ -66,7 +66,6 @@ export class IdentityRegistry {
     const secret = newSecret();
     const rotated = rotatedIdentity(identity, hashSecret(secret), now);
     await this.#store.putIdentity(rotated, now);
-    await this.#event('identity-rotated', rotated, now);
     return registrationResult(rotated, secret, this.#tokenUrl);
   }
 
@@ -80,7 +79,6 @@ export class IdentityRegistry {
     if (!identity || !(await this.#store.removeIdentity(sandbox, now))) {
       throw new BridgewardError('UNKNOWN_IDENTITY', `sandbox ${sandbox} has no identity`);
     }
-    await this.#event('identity-revoked', identity, now);
     return identityView(identity);
   }
 
@@ -111,15 +109,5 @@ export class IdentityRegistry {
       );
     }
     return identity;
-  }
-
-  #event(kind: string, identity: Identity, now: Date): Promise<void> {
-    return this.#store.appendEvent({
-      at: now.toISOString(),
-      kind,
-      ip: identity.ip,
-      sandbox: identity.sandbox,
-      detail: { generation: identity.generation, app: identity.app },
-    });
   }
 }

@@ -6,7 +6,8 @@ import {
   normalizeAudiences,
   registrationResult,
   rotatedIdentity,
-  tokenUrl,
+  tokenOrigin,
+  TOKEN_PATH,
 } from '../../src/identity/registration.js';
 import type { Lease } from '../../src/store/types.js';
 
@@ -63,7 +64,9 @@ t.test('rotation changes the hash and time only', async (t) => {
 
 t.test('the one-time result carries secret, url and env; the view never the hash', async (t) => {
   const i = newIdentity(lease, { sandbox: 'app-1', app: null, audiences: [] }, 'h1', now);
-  const url = tokenUrl({ host: '10.8.64.1', port: 7123 });
+  t.equal(tokenOrigin({ host: '10.8.64.1', port: 7123 }, '10.8.64.1'), 'http://10.8.64.1:7123');
+  t.equal(tokenOrigin({ host: '0.0.0.0', port: 9000 }, '10.8.64.1'), 'http://10.8.64.1:9000');
+  const url = tokenOrigin({ host: '10.8.64.1', port: 7123 }, '10.8.64.1') + TOKEN_PATH;
   t.equal(url, 'http://10.8.64.1:7123/v1/token');
   const r = registrationResult(i, 's3cret', url);
   t.equal(r.secret, 's3cret');
