@@ -1,13 +1,234 @@
 // SPDX-License-Identifier: GPL-2.0
-// tc ingress program for every rt0 port: observes ARP. (Skeleton; the observer fills it.)
+/*
+ * tc clsact ingress program for every rt0 port: observes ARP and never interferes with traffic
+ * (always TC_ACT_UNSPEC). Keeps ip -> {mac, port, last seen, count} in bw_bindings and emits a
+ * ring-buffer event only when a binding is new or changes mac or port, so user-space cost does
+ * not grow with the ARP rate. RFC 5227 probes are deduplicated the same way in bw_probes.
+ * Per-port counters (ARP, malformed, mismatch, events, lost) live in bw_port_stats.
+ * Record layouts: arp_observer.h.
+ */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "arp_observer.h"
+
+#define TC_ACT_UNSPEC (-1)
+#define ETH_HLEN 14
+#define ETH_P_ARP 0x0806
+#define ETH_P_IP 0x0800
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define VLAN_HLEN 4
+#define ARP_IPV4_LEN 28
+#define ARPHRD_ETHER 1
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BW_BINDINGS_MAX);
+	__type(key, __u32);
+	__type(value, struct bw_binding);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BW_PROBES_MAX);
+	__type(key, __u32);
+	__type(value, struct bw_binding);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_probes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BW_PORTS_MAX);
+	__type(key, __u32);
+	__type(value, struct bw_port_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_port_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BW_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bw_events SEC(".maps");
+
+/* The Ethernet-over-IPv4 ARP body (RFC 826), as on the wire. */
+struct arp_ipv4 {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[6];
+	__be32 sip;
+	__u8 tha[6];
+	__be32 tip;
+} __attribute__((packed));
+
+static __always_inline struct bw_port_stats *port_stats(__u32 ifindex)
+{
+	struct bw_port_stats *s = bpf_map_lookup_elem(&bw_port_stats, &ifindex);
+	if (s)
+		return s;
+	struct bw_port_stats zero = {};
+	bpf_map_update_elem(&bw_port_stats, &ifindex, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&bw_port_stats, &ifindex);
+}
+
+static __always_inline void count_malformed(__u32 ifindex)
+{
+	struct bw_port_stats *s = port_stats(ifindex);
+	if (s)
+		__sync_fetch_and_add(&s->malformed, 1);
+}
+
+static __always_inline bool mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
+		(a[5] ^ b[5])) == 0;
+}
+
+static __always_inline bool mac_bad(const __u8 *m)
+{
+	/* multicast/broadcast or all-zero: never a station's own address */
+	return (m[0] & 1) || (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
+}
+
+/*
+ * Records one frame in `map` under `key`; emits an event when the key is new or its mac or
+ * port changed.
+ */
+static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *arp,
+				   const __u8 *eth_src, __u8 kind, __u8 flags, __u16 vlan,
+				   __u32 ifindex, struct bw_port_stats *stats)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct bw_binding *b = bpf_map_lookup_elem(map, &key);
+	__u32 prev_ifindex = 0;
+	__u8 prev_mac[6] = {};
+	bool changed;
+
+	if (b) {
+		changed = b->ifindex != ifindex || !mac_eq(b->mac, arp->sha);
+		if (changed) {
+			prev_ifindex = b->ifindex;
+			__builtin_memcpy(prev_mac, b->mac, 6);
+			b->ifindex = ifindex;
+			__builtin_memcpy(b->mac, arp->sha, 6);
+		}
+		b->last_seen_ns = now;
+		b->kind = kind;
+		b->flags = flags;
+		b->vlan = vlan;
+		__sync_fetch_and_add(&b->count, 1);
+	} else {
+		struct bw_binding nb = {
+			.last_seen_ns = now,
+			.count = 1,
+			.ifindex = ifindex,
+			.kind = kind,
+			.flags = flags,
+			.vlan = vlan,
+		};
+		__builtin_memcpy(nb.mac, arp->sha, 6);
+		bpf_map_update_elem(map, &key, &nb, BPF_ANY);
+		changed = true;
+		flags |= BW_FLAG_NEW;
+	}
+	if (!changed)
+		return;
+
+	struct bw_arp_event *e = bpf_ringbuf_reserve(&bw_events, sizeof(*e), 0);
+	if (!e) {
+		if (stats)
+			__sync_fetch_and_add(&stats->lost, 1);
+		return;
+	}
+	e->ts_ns = now;
+	e->ip = key;
+	e->ifindex = ifindex;
+	e->prev_ifindex = prev_ifindex;
+	e->vlan = vlan;
+	e->kind = kind;
+	e->flags = flags;
+	__builtin_memcpy(e->mac, arp->sha, 6);
+	__builtin_memcpy(e->prev_mac, prev_mac, 6);
+	__builtin_memcpy(e->eth_src, eth_src, 6);
+	e->_pad = 0;
+	e->target_ip = arp->tip;
+	bpf_ringbuf_submit(e, 0);
+	if (stats)
+		__sync_fetch_and_add(&stats->events, 1);
+}
 
 SEC("tc")
 int arp_observer(struct __sk_buff *skb)
 {
-	(void)skb;
-	return 0; /* TC_ACT_OK: never interferes with traffic */
+	__u32 ifindex = skb->ifindex;
+	__u8 eth[ETH_HLEN];
+	__u32 off = ETH_HLEN;
+	__u16 vlan = 0;
+	__u8 flags = 0;
+	__be16 proto;
+	struct arp_ipv4 arp;
+
+	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0)
+		return TC_ACT_UNSPEC;
+	__builtin_memcpy(&proto, eth + 12, 2);
+
+	/* A tag the driver already stripped (hardware offload / skb_vlan_untag). */
+	if (skb->vlan_present) {
+		vlan = skb->vlan_tci & 0x0fff;
+		flags |= BW_FLAG_VLAN;
+	}
+	/* One in-band 802.1Q / 802.1ad tag. */
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		__u8 tag[VLAN_HLEN];
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, tag, VLAN_HLEN) < 0) {
+			count_malformed(ifindex);
+			return TC_ACT_UNSPEC;
+		}
+		vlan = ((tag[0] << 8) | tag[1]) & 0x0fff;
+		flags |= BW_FLAG_VLAN;
+		__builtin_memcpy(&proto, tag + 2, 2);
+		off += VLAN_HLEN;
+	}
+	if (proto != bpf_htons(ETH_P_ARP))
+		return TC_ACT_UNSPEC;
+
+	if (bpf_skb_load_bytes(skb, off, &arp, ARP_IPV4_LEN) < 0 ||
+	    arp.htype != bpf_htons(ARPHRD_ETHER) || arp.ptype != bpf_htons(ETH_P_IP) ||
+	    arp.hlen != 6 || arp.plen != 4 ||
+	    (arp.op != bpf_htons(ARPOP_REQUEST) && arp.op != bpf_htons(ARPOP_REPLY)) ||
+	    mac_bad(arp.sha) ||
+	    /* sender IP 0 is only valid in an RFC 5227 probe: a request about a real target */
+	    (arp.sip == 0 && (arp.op != bpf_htons(ARPOP_REQUEST) || arp.tip == 0))) {
+		count_malformed(ifindex);
+		return TC_ACT_UNSPEC;
+	}
+
+	struct bw_port_stats *stats = port_stats(ifindex);
+	if (stats)
+		__sync_fetch_and_add(&stats->arp, 1);
+	if (!mac_eq(eth + 6, arp.sha)) {
+		flags |= BW_FLAG_MAC_MISMATCH;
+		if (stats)
+			__sync_fetch_and_add(&stats->mismatch, 1);
+	}
+
+	if (arp.sip == 0) {
+		/* RFC 5227 probe: claims nothing. */
+		record(&bw_probes, arp.tip, &arp, eth + 6, BW_KIND_PROBE, flags, vlan, ifindex,
+		       stats);
+		return TC_ACT_UNSPEC;
+	}
+	__u8 kind = arp.sip == arp.tip ? BW_KIND_ANNOUNCE
+		    : arp.op == bpf_htons(ARPOP_REQUEST) ? BW_KIND_REQUEST
+							   : BW_KIND_REPLY;
+	record(&bw_bindings, arp.sip, &arp, eth + 6, kind, flags, vlan, ifindex, stats);
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "GPL";

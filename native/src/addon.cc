@@ -3,7 +3,11 @@
 #include <napi.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_object.h"
+#include "errors.h"
 #include "nft.h"
+#include "packet_socket.h"
+#include "ringbuf_reader.h"
 
 namespace {
 
@@ -18,7 +22,11 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version));
+  bw::CaptureLibbpfLog();
   bw::RegisterNft(env, exports);
+  bw::RegisterBpfObject(env, exports);
+  bw::RegisterRingbufReader(env, exports);
+  bw::RegisterPacketSocket(env, exports);
   return exports;
 }
 

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Records shared by arp_observer.bpf.c and user space. Mirrored in TypeScript by
+ * src/observe/arp-records.ts: change both together. All fields are host byte order except
+ * IPv4 addresses (ip, target_ip and map keys), which keep network byte order (the bytes as on
+ * the wire).
+ */
+#ifndef BRIDGEWARD_ARP_OBSERVER_H
+#define BRIDGEWARD_ARP_OBSERVER_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* What an ARP frame was. */
+enum bw_arp_kind {
+	BW_KIND_REQUEST = 1,  /* request; the sender claims its sender IP */
+	BW_KIND_REPLY = 2,    /* reply; the sender claims its sender IP */
+	BW_KIND_ANNOUNCE = 3, /* gratuitous (sender IP == target IP), request or reply */
+	BW_KIND_PROBE = 4,    /* RFC 5227 probe (sender IP 0.0.0.0); asks about the target IP */
+};
+
+/* Event flags. */
+enum bw_arp_flags {
+	BW_FLAG_NEW = 1,          /* first binding for this address (no previous mac/port) */
+	BW_FLAG_MAC_MISMATCH = 2, /* Ethernet source != ARP sender MAC */
+	BW_FLAG_VLAN = 4,         /* frame carried an 802.1Q/802.1ad tag (vlan holds its id) */
+};
+
+/*
+ * Value of the bw_bindings map (key: __u32 sender IP) and of the bw_probes map (key: __u32
+ * probed target IP). 32 bytes.
+ */
+struct bw_binding {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last frame */
+	__u64 count;        /* frames that asserted this key */
+	__u32 ifindex;      /* port it was last seen on */
+	__u8 mac[6];        /* ARP sender MAC */
+	__u8 kind;          /* enum bw_arp_kind of the last frame */
+	__u8 flags;         /* enum bw_arp_flags of the last frame (without BW_FLAG_NEW) */
+	__u16 vlan;         /* VLAN id of the last frame, 0 when untagged */
+	__u16 _pad;
+};
+
+/* Ring-buffer record: a binding (or probe) that is new or changed mac or port. 48 bytes. */
+struct bw_arp_event {
+	__u64 ts_ns;        /* bpf_ktime_get_ns() */
+	__u32 ip;           /* sender IP, or the probed target IP for BW_KIND_PROBE */
+	__u32 ifindex;      /* port the frame arrived on */
+	__u32 prev_ifindex; /* previous port, 0 when new */
+	__u16 vlan;         /* VLAN id, 0 when untagged */
+	__u8 kind;          /* enum bw_arp_kind */
+	__u8 flags;         /* enum bw_arp_flags */
+	__u8 mac[6];        /* ARP sender MAC */
+	__u8 prev_mac[6];   /* previous MAC, zero when new */
+	__u8 eth_src[6];    /* Ethernet source MAC */
+	__u16 _pad;
+	__u32 target_ip;    /* ARP target IP */
+};
+
+/* Value of the bw_port_stats map (key: __u32 ifindex). 40 bytes. */
+struct bw_port_stats {
+	__u64 arp;       /* well-formed ARP frames */
+	__u64 malformed; /* ARP (or tagged) frames that failed validation */
+	__u64 mismatch;  /* ARP frames whose Ethernet source != sender MAC */
+	__u64 events;    /* ring-buffer events emitted */
+	__u64 lost;      /* events lost because the ring buffer was full */
+};
+
+#define BW_BINDINGS_MAX 65536
+#define BW_PROBES_MAX 4096
+#define BW_PORTS_MAX 4096
+#define BW_RINGBUF_BYTES (256 * 1024)
+
+#endif /* BRIDGEWARD_ARP_OBSERVER_H */
