@@ -36,6 +36,8 @@ export interface Metrics {
   readonly tokenRequests: Counter<'result'>;
   /** Times an event loop (netlink, ring buffer) fell behind and had to re-sync. */
   readonly resyncs: Counter<'source'>;
+  /** Webhook delivery outcomes: delivered, retry, failed, dropped. */
+  readonly webhookDeliveries: Counter<'result'>;
 }
 
 /** Creates a fresh registry with every bridgeward metric and the default process metrics. */
@@ -115,6 +117,12 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_resyncs_total',
       help: 'Event-loop overruns that forced a re-sync.',
       labelNames: ['source'],
+      ...reg,
+    }),
+    webhookDeliveries: new Counter({
+      name: 'bridgeward_webhook_deliveries_total',
+      help: 'Webhook delivery outcomes (delivered, retry, failed, dropped).',
+      labelNames: ['result'],
       ...reg,
     }),
   };

@@ -11,6 +11,7 @@ import { daemonVerbs } from './daemon.js';
 import { statusVerbs } from './status.js';
 import { doctorVerbs } from './doctor.js';
 import { demoVerbs } from './demo.js';
+import { conflictVerbs } from './conflicts.js';
 import type { Verb } from './verb.js';
 
 /** Every verb, in the order `--help` lists them. */
@@ -19,6 +20,7 @@ export const VERBS: readonly Verb[] = [
   ...statusVerbs,
   ...doctorVerbs,
   ...demoVerbs,
+  ...conflictVerbs,
 ];
 
 /** Exit code for bad usage (flags, config). */

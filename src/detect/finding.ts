@@ -1,0 +1,91 @@
+/**
+ * Findings: conclusions the conflict detector draws from observations, each with the evidence
+ * that supports it. Observations (`src/observe/types.ts`) are facts; findings are kept apart.
+ *
+ * @example
+ * const f: Finding = {
+ *   id: 'duplicate-ip/10.8.64.2/1767225600000', kind: 'duplicate-ip', ip: '10.8.64.2',
+ *   macs: ['02:00:00:00:00:02', '02:00:00:00:00:03'], ports: ['veth2', 'veth3'], ifindexes: [7, 9],
+ *   sandboxes: ['app-1'], sources: ['bpf'], severity: 'error', state: 'active',
+ *   firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: '2026-01-01T00:00:01.000Z',
+ *   resolvedAt: null, clearedAt: null, quarantine: true,
+ * };
+ */
+import type { ObservationSource } from '../observe/types.js';
+
+/** The kinds of conflict the detector raises. */
+export const FINDING_KINDS = [
+  'duplicate-ip',
+  'lease-mismatch',
+  'unleased-claim',
+  'gateway-claim',
+] as const;
+
+/** One kind of conflict. */
+export type FindingKind = (typeof FINDING_KINDS)[number];
+
+/** Kinds that quarantine the address in the lease store while active. */
+export const QUARANTINING_KINDS: ReadonlySet<FindingKind> = new Set([
+  'duplicate-ip',
+  'unleased-claim',
+  'gateway-claim',
+]);
+
+/** A conflict on one address, with its evidence. */
+export interface Finding {
+  /** Unique id: kind, address and the first-seen time in ms. */
+  readonly id: string;
+  /** What kind of conflict. */
+  readonly kind: FindingKind;
+  /** The contested address. */
+  readonly ip: string;
+  /** Every MAC involved (lowercase, colon-separated), sorted. */
+  readonly macs: readonly string[];
+  /** Names of the bridge ports involved (`if<N>` when the name is unknown), sorted. */
+  readonly ports: readonly string[];
+  /** ifindexes of those ports, sorted. */
+  readonly ifindexes: readonly number[];
+  /** Sandboxes whose leases match the MACs/ports involved or hold the address, sorted. */
+  readonly sandboxes: readonly string[];
+  /** Observers whose observations support the finding. */
+  readonly sources: readonly ObservationSource[];
+  /** `error` for conflicts that break traffic, `warn` for bookkeeping mismatches. */
+  readonly severity: 'error' | 'warn';
+  /** `active` until the hold-down after the conflict is gone has passed. */
+  readonly state: 'active' | 'cleared';
+  /** ISO time the conflict was first seen. */
+  readonly firstSeen: string;
+  /** ISO time of the last supporting observation. */
+  readonly lastSeen: string;
+  /** ISO time the conflict was last seen gone (hold-down running), or null while it holds. */
+  readonly resolvedAt: string | null;
+  /** ISO time the finding cleared, or null while active. */
+  readonly clearedAt: string | null;
+  /** Whether this kind quarantines the address while active. */
+  readonly quarantine: boolean;
+}
+
+/** A change to the set of findings, as published to logs, metrics, webhook and event stream. */
+export interface FindingChange {
+  /** `raised`: new; `updated`: evidence changed; `cleared`: hold-down passed. */
+  readonly type: 'raised' | 'updated' | 'cleared';
+  /** The finding after the change. */
+  readonly finding: Finding;
+}
+
+/** A one-line human summary of a finding. @example describeFinding(f) // 'duplicate-ip 10.8.64.2: ...' */
+export function describeFinding(f: Finding): string {
+  const who = f.macs.join(', ');
+  const where = f.ports.length ? ` on ${f.ports.join(', ')}` : '';
+  const sandboxes = f.sandboxes.length ? ` (sandboxes ${f.sandboxes.join(', ')})` : '';
+  switch (f.kind) {
+    case 'duplicate-ip':
+      return `duplicate-ip ${f.ip}: claimed by ${who}${where}${sandboxes}`;
+    case 'lease-mismatch':
+      return `lease-mismatch ${f.ip}: claimed by ${who}${where}, not by its lease${sandboxes}`;
+    case 'unleased-claim':
+      return `unleased-claim ${f.ip}: used without a lease by ${who}${where}${sandboxes}`;
+    case 'gateway-claim':
+      return `gateway-claim ${f.ip}: the gateway address claimed by ${who}${where}${sandboxes}`;
+  }
+}
