@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { BridgewardError } from './errors.js';
 
 /** The functions the addon exports. */
 export interface NativeAddon {
@@ -24,6 +25,72 @@ export interface NativeAddon {
    * const r = addon.nftRun('list tables', false); // { rc: 0, output: 'table inet bridgeward\n', error: '' }
    */
   nftRun(cmd: string, json: boolean): NftResult;
+  /**
+   * Opens and loads an eBPF object file. With `pinDir` (a bpffs directory), maps declared
+   * `LIBBPF_PIN_BY_NAME` are pinned there and maps already pinned there are reused; with null
+   * nothing is pinned. Throws a `NativeError` on failure.
+   *
+   * @example
+   * const obj = new addon.BpfObject('bpf/arp_observer.bpf.o', '/sys/fs/bpf/bridgeward');
+   */
+  BpfObject: new (path: string, pinDir: string | null) => BpfObjectHandle;
+  /**
+   * Reads a BPF ring buffer (by map fd) on the JS thread, handing records to `onRecords` in
+   * batches; records already queued come first. Keeps the event loop alive until `close()`.
+   *
+   * @example
+   * const r = new addon.RingbufReader(obj.mapFd('bw_events'), (recs) => handle(recs));
+   */
+  RingbufReader: new (mapFd: number, onRecords: (records: Buffer[]) => void) => Closable;
+  /**
+   * An AF_PACKET raw socket bound to `ifindex` and `ethertype`: `send` transmits a whole
+   * Ethernet frame; `onFrames` receives every frame of that ethertype arriving on the interface
+   * (never the socket's own). Keeps the event loop alive until `close()`.
+   *
+   * @example
+   * const s = new addon.PacketSocket(ifindex, 0x0806, (frames) => frames.forEach(parse));
+   * s.send(frame);
+   */
+  PacketSocket: new (
+    ifindex: number,
+    ethertype: number,
+    onFrames: (frames: Buffer[]) => void,
+  ) => Closable & { send(frame: Buffer): void };
+}
+
+/** Something that holds kernel resources until closed. */
+export interface Closable {
+  /** Releases the resources; idempotent. */
+  close(): void;
+}
+
+/**
+ * A loaded eBPF object. tc filters use bridgeward's fixed handle and priority, so attaching
+ * replaces bridgeward's earlier filter on that port and detaching leaves others' alone.
+ */
+export interface BpfObjectHandle extends Closable {
+  /** Attaches program `prog` to the clsact ingress hook of `ifindex` (created when missing); returns the prog id. */
+  tcAttach(prog: string, ifindex: number): number;
+  /** Removes bridgeward's ingress filter from `ifindex`; false when there was none or the device is gone. */
+  tcDetach(ifindex: number): boolean;
+  /** Prog id of bridgeward's ingress filter on `ifindex`, or null. */
+  tcQuery(ifindex: number): number | null;
+  /** The fd of map `map` (owned by this object). */
+  mapFd(map: string): number;
+  /** Every entry of map `map`: keys and values concatenated in the same order. */
+  mapDump(map: string): { keySize: number; valueSize: number; keys: Buffer; values: Buffer };
+  /** BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback). Frames under 14 bytes are rejected (EINVAL). */
+  testRun(prog: string, frame: Buffer, ifindex: number): { retval: number; durationNs: number };
+  /** Program id and run statistics (run time needs `kernel.bpf_stats_enabled=1`). */
+  progInfo(prog: string): { id: number; runTimeNs: number; runCnt: number };
+}
+
+/** What the addon throws for a failed syscall: the message names the call and the errno. */
+export interface NativeError extends Error {
+  /** errno number. */
+  readonly errno: number;
+  /** errno name (`EPERM`, `ENOENT`, ...). */
+  readonly code: string;
 }
 
 /** What `nftRun` returns. */
@@ -55,4 +122,18 @@ export function loadNative(): NativeLoad {
     cached = { addon: null, error: `cannot load ${path}: ${(e as Error).message}` };
   }
   return cached;
+}
+
+/**
+ * Turns an error thrown by the addon into a BridgewardError: EPERM/EACCES become
+ * MISSING_PRIVILEGE, anything else KERNEL_ERROR; `what` prefixes the message.
+ *
+ * @example
+ * try { obj.tcAttach('arp_observer', 7); } catch (e) { throw nativeFailure(e, 'attach to port 7'); }
+ */
+export function nativeFailure(e: unknown, what: string): BridgewardError {
+  const err = e as Partial<NativeError>;
+  const message = `${what}: ${err.message ?? String(e)}`;
+  const code = err.code === 'EPERM' || err.code === 'EACCES' ? 'MISSING_PRIVILEGE' : 'KERNEL_ERROR';
+  return new BridgewardError(code, message, err.code ? { errno: err.code } : undefined);
 }

@@ -1,0 +1,262 @@
+/**
+ * The eBPF ARP observer's records, mirrored from `bpf/arp_observer.h` (change both together):
+ * ring-buffer events, binding-map entries and per-port counters, parsed from raw bytes, and
+ * turned into `Observation`s. Pure. Host-order fields are read little-endian (x86-64, arm64);
+ * IPv4 addresses are in network order, as on the wire.
+ *
+ * @example
+ * const e = parseArpEvent(record);
+ * const o = e && eventToObservation(e, clockNow());
+ */
+import { formatIp, formatMac } from '../net/ipv4.js';
+import type { ArpKind } from '../net/arp.js';
+import type { Observation, ObservationKind } from './types.js';
+
+/** sizeof(struct bw_arp_event). */
+export const EVENT_SIZE = 48;
+/** sizeof(struct bw_binding). */
+export const BINDING_SIZE = 32;
+/** sizeof(struct bw_port_stats). */
+export const PORT_STATS_SIZE = 40;
+/** Map and program names in the object file. */
+export const BPF_NAMES = {
+  program: 'arp_observer',
+  bindings: 'bw_bindings',
+  probes: 'bw_probes',
+  portStats: 'bw_port_stats',
+  events: 'bw_events',
+} as const;
+
+/** enum bw_arp_kind. */
+const KINDS: Record<number, ArpKind> = { 1: 'request', 2: 'reply', 3: 'announce', 4: 'probe' };
+/** enum bw_arp_flags. */
+const FLAG_NEW = 1;
+const FLAG_MAC_MISMATCH = 2;
+const FLAG_VLAN = 4;
+
+/** A binding (or probe) the kernel saw appear or change (struct bw_arp_event). */
+export interface ArpEvent {
+  /** Kernel monotonic time of the frame (ns). */
+  readonly tsNs: bigint;
+  /** Sender IP, or the probed target IP for probes. */
+  readonly ip: string;
+  /** Port the frame arrived on. */
+  readonly ifindex: number;
+  /** Previous port, null when the binding is new. */
+  readonly prevIfindex: number | null;
+  /** Previous MAC, null when the binding is new. */
+  readonly prevMac: string | null;
+  /** VLAN id, null when untagged. */
+  readonly vlan: number | null;
+  /** What the frame was. */
+  readonly kind: ArpKind;
+  /** Ethernet source differed from the ARP sender MAC. */
+  readonly macMismatch: boolean;
+  /** ARP sender MAC. */
+  readonly mac: string;
+  /** Ethernet source MAC. */
+  readonly ethSrc: string;
+  /** ARP target IP. */
+  readonly targetIp: string;
+}
+
+/** One entry of the in-kernel binding (or probe) map (struct bw_binding). */
+export interface KernelBinding {
+  /** The map key: sender IP (bindings) or probed IP (probes). */
+  readonly ip: string;
+  /** Last ARP sender MAC. */
+  readonly mac: string;
+  /** Port it was last seen on. */
+  readonly ifindex: number;
+  /** Kernel monotonic time of the last frame (ns). */
+  readonly lastSeenNs: bigint;
+  /** Frames that asserted it. */
+  readonly count: number;
+  /** Kind of the last frame. */
+  readonly kind: ArpKind;
+  /** The last frame's Ethernet source differed from its sender MAC. */
+  readonly macMismatch: boolean;
+  /** VLAN id of the last frame, null when untagged. */
+  readonly vlan: number | null;
+}
+
+/** Per-port counters (struct bw_port_stats). */
+export interface PortStats {
+  /** Well-formed ARP frames. */
+  readonly arp: number;
+  /** Malformed ARP (or tagged) frames. */
+  readonly malformed: number;
+  /** ARP frames whose Ethernet source differed from the sender MAC. */
+  readonly mismatch: number;
+  /** Ring-buffer events emitted. */
+  readonly events: number;
+  /** Events lost to a full ring buffer. */
+  readonly lost: number;
+}
+
+/** A raw map dump as the addon returns it. */
+export interface MapDump {
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly keys: Buffer;
+  readonly values: Buffer;
+}
+
+/** A pair of clock readings taken together, to turn kernel monotonic time into epoch ms. */
+export interface ClockPair {
+  /** CLOCK_MONOTONIC in ns (what bpf_ktime_get_ns() and process.hrtime.bigint() read). */
+  readonly monoNs: bigint;
+  /** Date.now() at the same moment. */
+  readonly epochMs: number;
+}
+
+/**
+ * Parses one ring-buffer record; null when its size or kind is not the header's.
+ *
+ * @example parseArpEvent(Buffer.alloc(10)) // null
+ */
+export function parseArpEvent(buf: Buffer): ArpEvent | null {
+  if (buf.length !== EVENT_SIZE) return null;
+  const kind = KINDS[buf[22] as number];
+  if (!kind) return null;
+  const flags = buf[23] as number;
+  const isNew = (flags & FLAG_NEW) !== 0;
+  return {
+    tsNs: buf.readBigUInt64LE(0),
+    ip: formatIp(buf.readUInt32BE(8)),
+    ifindex: buf.readUInt32LE(12),
+    prevIfindex: isNew ? null : buf.readUInt32LE(16),
+    prevMac: isNew ? null : formatMac(buf.subarray(30, 36)),
+    vlan: flags & FLAG_VLAN ? buf.readUInt16LE(20) : null,
+    kind,
+    macMismatch: (flags & FLAG_MAC_MISMATCH) !== 0,
+    mac: formatMac(buf.subarray(24, 30)),
+    ethSrc: formatMac(buf.subarray(36, 42)),
+    targetIp: formatIp(buf.readUInt32BE(44)),
+  };
+}
+
+/**
+ * Parses a dump of the binding or probe map; entries with an unknown kind are skipped.
+ *
+ * @example parseBindings(obj.mapDump('bw_bindings')).map((b) => b.ip)
+ */
+export function parseBindings(dump: MapDump): KernelBinding[] {
+  if (dump.keySize !== 4 || dump.valueSize !== BINDING_SIZE) return [];
+  const out: KernelBinding[] = [];
+  const n = Math.min(dump.keys.length / 4, dump.values.length / BINDING_SIZE);
+  for (let i = 0; i < n; i++) {
+    const v = dump.values.subarray(i * BINDING_SIZE, (i + 1) * BINDING_SIZE);
+    const kind = KINDS[v[26] as number];
+    if (!kind) continue;
+    const flags = v[27] as number;
+    out.push({
+      ip: formatIp(dump.keys.readUInt32BE(i * 4)),
+      lastSeenNs: v.readBigUInt64LE(0),
+      count: Number(v.readBigUInt64LE(8)),
+      ifindex: v.readUInt32LE(16),
+      mac: formatMac(v.subarray(20, 26)),
+      kind,
+      macMismatch: (flags & FLAG_MAC_MISMATCH) !== 0,
+      vlan: flags & FLAG_VLAN ? v.readUInt16LE(28) : null,
+    });
+  }
+  return out;
+}
+
+/**
+ * Parses a dump of the per-port counter map, by ifindex.
+ *
+ * @example parsePortStats(obj.mapDump('bw_port_stats')).get(7)?.arp
+ */
+export function parsePortStats(dump: MapDump): Map<number, PortStats> {
+  const out = new Map<number, PortStats>();
+  if (dump.keySize !== 4 || dump.valueSize !== PORT_STATS_SIZE) return out;
+  const n = Math.min(dump.keys.length / 4, dump.values.length / PORT_STATS_SIZE);
+  for (let i = 0; i < n; i++) {
+    const v = dump.values.subarray(i * PORT_STATS_SIZE, (i + 1) * PORT_STATS_SIZE);
+    out.set(dump.keys.readUInt32LE(i * 4), {
+      arp: Number(v.readBigUInt64LE(0)),
+      malformed: Number(v.readBigUInt64LE(8)),
+      mismatch: Number(v.readBigUInt64LE(16)),
+      events: Number(v.readBigUInt64LE(24)),
+      lost: Number(v.readBigUInt64LE(32)),
+    });
+  }
+  return out;
+}
+
+/**
+ * Converts a kernel monotonic timestamp into epoch milliseconds using a clock pair.
+ *
+ * @example monoToEpochMs(1_000_000n, { monoNs: 3_000_000n, epochMs: 10_000 }) // 9998
+ */
+export function monoToEpochMs(tsNs: bigint, clock: ClockPair): number {
+  return clock.epochMs - Number(clock.monoNs - tsNs) / 1e6;
+}
+
+const OBSERVATION_KINDS: Record<ArpKind, ObservationKind> = {
+  request: 'arp-request',
+  reply: 'arp-reply',
+  announce: 'arp-announce',
+  probe: 'arp-probe',
+};
+
+/**
+ * The observation an event stands for; null for a probe whose Ethernet source differs from its
+ * sender MAC (RFC 5227 says to ignore those). Other mismatched frames are still claims: the
+ * neighbours learn the ARP sender MAC, whoever sent the frame.
+ *
+ * @example eventToObservation(e, { monoNs: process.hrtime.bigint(), epochMs: Date.now() })
+ */
+export function eventToObservation(e: ArpEvent, clock: ClockPair): Observation | null {
+  if (e.kind === 'probe' && e.macMismatch) return null;
+  return {
+    source: 'bpf',
+    kind: OBSERVATION_KINDS[e.kind],
+    ip: e.ip,
+    mac: e.mac,
+    ifindex: e.ifindex,
+    at: monoToEpochMs(e.tsNs, clock),
+  };
+}
+
+/**
+ * The same as `eventToObservation`, for a binding read from the map (after lost events, or at
+ * start): what the kernel holds now.
+ *
+ * @example bindingToObservation(b, clock)
+ */
+export function bindingToObservation(b: KernelBinding, clock: ClockPair): Observation | null {
+  if (b.kind === 'probe' && b.macMismatch) return null;
+  return {
+    source: 'bpf',
+    kind: OBSERVATION_KINDS[b.kind],
+    ip: b.ip,
+    mac: b.mac,
+    ifindex: b.ifindex,
+    at: monoToEpochMs(b.lastSeenNs, clock),
+  };
+}
+
+/** What user space last knew of a binding: its MAC and port. */
+export interface KnownBinding {
+  readonly mac: string;
+  readonly ifindex: number;
+}
+
+/**
+ * Bindings in `current` that are new or differ (MAC or port) from `known`: what the ring buffer
+ * would have reported had no event been lost.
+ *
+ * @example changedBindings(new Map(), dump) // every binding in dump
+ */
+export function changedBindings(
+  known: ReadonlyMap<string, KnownBinding>,
+  current: readonly KernelBinding[],
+): KernelBinding[] {
+  return current.filter((b) => {
+    const k = known.get(b.ip);
+    return !k || k.mac !== b.mac || k.ifindex !== b.ifindex;
+  });
+}
