@@ -1,0 +1,188 @@
+/**
+ * The reconciler's runner: applies `planReconcile` at boot (before the API serves), on every
+ * periodic sweep and shortly after the wire changes, holding the IPAM lock so no allocation
+ * interleaves. Keeps the runtime's declared sandbox set (POST /v1/sync) and the sweep counters.
+ *
+ * @example
+ * const rec = new Reconciler({ ipam, store, log, metrics });
+ * await rec.sweep('boot');
+ * rec.start(cfg.sweepSeconds);
+ * neighbours.onChange(() => rec.kick());
+ */
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { LeaseStore } from '../store/types.js';
+import {
+  NO_COUNTERS,
+  planReconcile,
+  type ReconcileCounters,
+  type ReconcilePlan,
+} from './reconcile.js';
+import type { IpamService } from './service.js';
+
+/** Consecutive periodic sweeps before a lease is reaped or a self-set quarantine lifted. */
+export const DEFAULT_MISS_SWEEPS = 3;
+/** Event-driven sweeps run at most this often (ms). */
+const KICK_DEBOUNCE_MS = 200;
+
+/** What triggered a sweep. */
+export type SweepTrigger = 'boot' | 'periodic' | 'event' | 'sync';
+
+/** What the reconciler needs. */
+export interface ReconcilerOptions {
+  /** The IPAM service (its lock, live sources and quarantine path). */
+  readonly ipam: IpamService;
+  /** The lease store. */
+  readonly store: LeaseStore;
+  /** Logger. */
+  readonly log: Logger;
+  /** Sweep duration metric. */
+  readonly metrics?: Pick<Metrics, 'reconcileSeconds'>;
+  /** Periodic sweeps needed to reap or lift (default 3). */
+  readonly missSweeps?: number;
+}
+
+/** A summary of one sweep. */
+export interface SweepResult {
+  /** What triggered it. */
+  readonly trigger: SweepTrigger;
+  /** Addresses re-reserved. */
+  readonly reserved: string[];
+  /** Sandboxes whose leases were reaped. */
+  readonly reaped: string[];
+  /** Quarantines lifted. */
+  readonly lifted: string[];
+}
+
+/** Keeps the store and the wire in agreement. */
+export class Reconciler {
+  readonly #opts: ReconcilerOptions;
+  readonly #log: Logger;
+  readonly #missSweeps: number;
+  #counters: ReconcileCounters = NO_COUNTERS;
+  #declared: ReadonlySet<string> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #kickTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  /** Builds the reconciler; nothing runs until `sweep`, `start` or `kick`. */
+  constructor(opts: ReconcilerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: 'reconciler' });
+    this.#missSweeps = opts.missSweeps ?? DEFAULT_MISS_SWEEPS;
+  }
+
+  /** The sandboxes the runtime last declared, or null before the first sync. */
+  get declared(): ReadonlySet<string> | null {
+    return this.#declared;
+  }
+
+  /**
+   * Records the runtime's declared sandbox set (modelled on CNI GC) and sweeps once without
+   * counting. Returns the sweep and the leased sandboxes the runtime no longer declares.
+   */
+  async sync(sandboxes: readonly string[]): Promise<SweepResult & { undeclared: string[] }> {
+    this.#declared = new Set(sandboxes);
+    const at = new Date();
+    const snapshot = await this.#opts.store.snapshot();
+    const undeclared = snapshot.leases.map((l) => l.sandbox).filter((s) => !this.#declared?.has(s));
+    await this.#opts.store.appendEvent({
+      at: at.toISOString(),
+      kind: 'sync',
+      ip: null,
+      sandbox: null,
+      detail: { declared: sandboxes.length, undeclared },
+    });
+    return { ...(await this.sweep('sync')), undeclared };
+  }
+
+  /** Runs one sweep now. Only periodic sweeps advance the reap/lift counters. */
+  sweep(trigger: SweepTrigger): Promise<SweepResult> {
+    const { ipam, store, metrics } = this.#opts;
+    return ipam.exclusive(async () => {
+      const end = metrics?.reconcileSeconds.startTimer({ trigger });
+      try {
+        const [snapshot, live] = await Promise.all([store.snapshot(), ipam.live()]);
+        const plan = planReconcile({
+          pool: ipam.pool,
+          snapshot,
+          live,
+          declared: this.#declared,
+          counters: this.#counters,
+          missThreshold: this.#missSweeps,
+          count: trigger === 'periodic',
+        });
+        await this.#apply(plan);
+        this.#counters = plan.counters;
+        await ipam.refreshMetrics(live);
+        return {
+          trigger,
+          reserved: plan.reserve.map((r) => r.ip),
+          reaped: plan.reap.map((r) => r.sandbox),
+          lifted: plan.lift.map((r) => r.ip),
+        };
+      } finally {
+        end?.();
+      }
+    });
+  }
+
+  /** Starts periodic sweeps every `seconds`. */
+  start(seconds: number): void {
+    const tick = () => {
+      if (this.#stopped) return;
+      const t0 = Date.now();
+      this.sweep('periodic')
+        .catch((err: unknown) => this.#log.error({ err }, 'periodic sweep failed'))
+        .finally(() => {
+          const took = Date.now() - t0;
+          if (took > seconds * 1000) this.#log.warn({ ms: took, seconds }, 'sweep fell behind');
+          if (!this.#stopped) this.#timer = setTimeout(tick, seconds * 1000);
+        });
+    };
+    this.#timer = setTimeout(tick, seconds * 1000);
+  }
+
+  /** Schedules an event-driven sweep soon (coalescing bursts of wire changes). */
+  kick(): void {
+    if (this.#stopped || this.#kickTimer) return;
+    this.#kickTimer = setTimeout(() => {
+      this.#kickTimer = null;
+      this.sweep('event').catch((err: unknown) =>
+        this.#log.error({ err }, 'event-driven sweep failed'),
+      );
+    }, KICK_DEBOUNCE_MS);
+  }
+
+  /** Stops the timers (a sweep in progress finishes). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#kickTimer) clearTimeout(this.#kickTimer);
+  }
+
+  async #apply(plan: ReconcilePlan): Promise<void> {
+    const { ipam, store } = this.#opts;
+    const at = new Date();
+    for (const r of plan.reserve) {
+      await ipam.quarantineLive(r.ip, 'live-unleased', r.evidence, { by: 'reconciler' });
+    }
+    for (const r of plan.reap) {
+      await store.release(r.sandbox, at, {
+        by: 'reconciler',
+        reason: `not declared by the runtime and not seen on the wire for ${r.sweeps} sweeps`,
+      });
+      this.#log.info({ sandbox: r.sandbox, ip: r.ip, sweeps: r.sweeps }, 'reaped lease');
+    }
+    for (const l of plan.lift) {
+      await store.clearQuarantine(l.ip, at, {
+        by: 'reconciler',
+        reason: `not seen on the wire for ${l.sweeps} sweeps`,
+      });
+      this.#log.info({ ip: l.ip, was: l.reason }, 'lifted quarantine');
+    }
+    for (const b of plan.bind) {
+      await store.bind(b.sandbox, { mac: b.mac, ifindex: b.ifindex }, at);
+    }
+  }
+}
