@@ -9,6 +9,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev  # eBPF objects and the libbpf binding
   libnftables-dev nftables conntrack iptables  # node ports (libnftables in-process, nft fallback)
   iproute2 iputils-ping iputils-arping tcpdump netcat-openbsd  # namespaces, veths, test traffic
+  curl                                         # identity tests: HTTP from inside sandbox namespaces
   etcd-server etcd-client                      # the etcd store backend and its tests
   arpwatch containernetworking-plugins         # benchmark peers (arpwatch, CNI host-local)
 )

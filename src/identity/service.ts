@@ -1,0 +1,76 @@
+/**
+ * The identity part of the agent, assembled: the node keys from the state dir, the registry over
+ * the lease store and the token server listening on the gateway. The agent builds it once the
+ * gateway address is on the bridge and closes it on stop.
+ *
+ * @example
+ * const identity = await startIdentity({ stateDir, listen, gateway, store, log });
+ * identity.tokenUrl; // 'http://10.8.64.1:7123/v1/token'
+ * await identity.close();
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { Logger } from '../log.js';
+import type { LeaseStore } from '../store/types.js';
+import { TOKEN_TTL } from './claims.js';
+import { FailureLimiter } from './failure-limiter.js';
+import { NodeKeys } from './node-keys.js';
+import { TOKEN_PATH, tokenOrigin } from './registration.js';
+import { IdentityRegistry } from './registry.js';
+import { startTokenServer } from './token-server.js';
+
+/** File in the state dir holding the signing keys (mode 0600). */
+export const KEY_FILE = 'identity-keys.json';
+
+/** Failed token requests allowed per source per minute before it is refused for the rest of it. */
+export const FAILURE_LIMIT = { maxFailures: 10, windowMs: 60_000, maxSources: 4096 } as const;
+
+/** The running identity part. */
+export interface IdentityService {
+  /** Register, rotate, revoke, show. */
+  readonly registry: IdentityRegistry;
+  /** Signing keys (rotate-key). */
+  readonly keys: NodeKeys;
+  /** The URL sandboxes fetch tokens from. */
+  readonly tokenUrl: string;
+  /** Stops the token server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (or creates) the node keys and starts the token server on `listen`.
+ *
+ * @throws BridgewardError INVALID_CONFIG for an unusable key file; the listen error when the
+ *   address is busy or not local.
+ */
+export async function startIdentity(opts: {
+  stateDir: string;
+  listen: { host: string; port: number };
+  gateway: string;
+  store: LeaseStore;
+  log: Logger;
+  requests?: Counter<'result'>;
+}): Promise<IdentityService> {
+  const keys = await NodeKeys.open(join(opts.stateDir, KEY_FILE), new Date(), TOKEN_TTL.max);
+  const issuer = tokenOrigin(opts.listen, opts.gateway);
+  const tokenUrl = issuer + TOKEN_PATH;
+  const server: FastifyInstance = await startTokenServer(
+    {
+      store: opts.store,
+      keys,
+      issuer,
+      limiter: new FailureLimiter(FAILURE_LIMIT),
+      log: opts.log,
+      ...(opts.requests ? { requests: opts.requests } : {}),
+    },
+    opts.listen,
+  );
+  opts.log.info({ tokenUrl, kid: keys.activeKid }, 'token server listening');
+  return {
+    registry: new IdentityRegistry(opts.store, tokenUrl),
+    keys,
+    tokenUrl,
+    close: () => server.close(),
+  };
+}

@@ -1,0 +1,281 @@
+// Workload identity end to end: the agent in a runner namespace, sandboxes calling the token
+// server on the gateway over the bridge with curl, restarts (SIGTERM, SIGKILL) and IP reuse.
+import t, { type Test } from 'tap';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { Testbed, type Sandbox } from '../../src/testbed/testbed.js';
+import { AgentProcess } from '../../src/testbed/agent-process.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { SQLITE_FILE } from '../../src/store/open.js';
+import type { LeaseStore } from '../../src/store/types.js';
+import type { RegistrationResult } from '../../src/identity/registration.js';
+
+const SUBNET = '10.8.64.0/24';
+const ISSUER = 'http://10.8.64.1:7123';
+const TOKEN_URL = `${ISSUER}/v1/token`;
+
+interface HttpResult {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+/** One HTTP GET with curl from inside a sandbox namespace (headers, body and status on stdout). */
+async function curl(
+  bed: Testbed,
+  sb: Sandbox,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
+  const argv = ['curl', '-sS', '--max-time', '5', '-D', '-', '-w', '\n%{http_code}'];
+  for (const [k, v] of Object.entries(headers)) argv.push('-H', `${k}: ${v}`);
+  const r = await bed.exec(sb.netns, [...argv, url]);
+  const split = r.stdout.indexOf('\r\n\r\n');
+  const head = r.stdout.slice(0, split);
+  const rest = r.stdout
+    .slice(split + 4)
+    .trimEnd()
+    .split('\n');
+  const status = Number(rest.pop());
+  const hdrs: Record<string, string> = {};
+  for (const line of head.split('\r\n')) {
+    const m = /^([^:\s]+):\s*(.*)$/.exec(line);
+    if (m) hdrs[(m[1] as string).toLowerCase()] = m[2] as string;
+  }
+  return { status, headers: hdrs, body: JSON.parse(rest.join('\n')) as Record<string, unknown> };
+}
+
+function token(bed: Testbed, sb: Sandbox, secret: string, query = '', extra = {}) {
+  return curl(bed, sb, TOKEN_URL + query, { authorization: `Bearer ${secret}`, ...extra });
+}
+
+async function verify(bed: Testbed, sb: Sandbox, jwt: string) {
+  const jwks = (await curl(bed, sb, `${ISSUER}/.well-known/jwks.json`)).body as unknown;
+  return jwtVerify(jwt, createLocalJWKSet(jwks as JSONWebKeySet), { issuer: ISSUER });
+}
+
+/** A runner with the agent and direct access to its lease store (the lease API's job elsewhere). */
+async function runner(t: Test) {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  let agent = AgentProcess.start(bed, { subnet: SUBNET });
+  const all = [agent];
+  let store: LeaseStore | null = null;
+  t.teardown(async () => {
+    await store?.close();
+    for (const a of all) await a.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  store = openSqliteStore(join(agent.stateDir, SQLITE_FILE));
+  return {
+    bed,
+    store,
+    get agent() {
+      return agent;
+    },
+    /** Stops the agent with `signal` and starts it again on the same state. */
+    async restart(signal: NodeJS.Signals) {
+      await agent.stop(signal);
+      agent = AgentProcess.start(bed, { subnet: SUBNET }, agent);
+      all.push(agent);
+      await agent.ready();
+      return agent;
+    },
+    /** Every log line and stderr of every agent process so far. */
+    allOutput: () => all.map((a) => JSON.stringify(a.logs) + a.stderr).join('\n'),
+  };
+}
+
+t.test('a sandbox fetches a token that verifies against the JWKS', async (t) => {
+  const r = await runner(t);
+  const sb = await r.bed.addSandbox({ ip: '10.8.64.3' });
+  await r.store.claim({ sandbox: 'app-1', ip: '10.8.64.3', mac: sb.mac, at: new Date() });
+  const secretFile = join(r.agent.dir, 'app-1.secret');
+  const reg = await r.agent.json<RegistrationResult & { secretFile: string }>([
+    'identity',
+    'register',
+    '--sandbox',
+    'app-1',
+    '--app',
+    'web',
+    '--audience',
+    'chitchat',
+    '--audience',
+    'vault',
+    '--secret-file',
+    secretFile,
+  ]);
+  t.match(reg.secret, /^[A-Za-z0-9_-]{43}$/);
+  t.equal(reg.tokenUrl, TOKEN_URL);
+  t.same(reg.env, { MIREN_IDENTITY_TOKEN_SECRET: reg.secret, MIREN_IDENTITY_TOKEN_URL: TOKEN_URL });
+  t.equal(readFileSync(secretFile, 'utf8'), reg.secret, 'secret file holds the secret');
+  t.equal(statSync(secretFile).mode & 0o777, 0o600, 'secret file is 0600');
+
+  const res = await token(r.bed, sb, reg.secret, '?audience=vault&ttl=300');
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  const { payload, protectedHeader } = await verify(r.bed, sb, res.body.token as string);
+  t.equal(protectedHeader.alg, 'EdDSA');
+  t.match(payload, {
+    iss: ISSUER,
+    sub: 'sandbox:app-1',
+    aud: 'vault',
+    sandbox: 'app-1',
+    app: 'web',
+    generation: 1,
+  });
+  t.equal((payload.exp as number) - (payload.iat as number), 300);
+  t.ok(payload.jti && payload.nbf === payload.iat, 'jti and nbf');
+
+  const shown = await r.agent.json<Record<string, unknown>>([
+    'identity',
+    'show',
+    '--sandbox',
+    'app-1',
+  ]);
+  t.same(shown.audiences, ['chitchat', 'vault']);
+  t.notOk('secret' in shown || 'secretHash' in shown, 'show never reveals the secret');
+  const table = await r.agent.cli(['identity', 'show', '--sandbox', 'app-1']);
+  t.match(table.stdout, /^ip: 10\.8\.64\.3$/m, 'table output');
+  const twice = await r.agent.cli(['identity', 'register', '--sandbox', 'app-1']);
+  t.equal(twice.code, 1);
+  t.match(twice.stderr, /already has an identity; use identity rotate or identity revoke/);
+  const bad = await r.agent.cli(['identity', 'register', '--sandbox', '../x']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /invalid sandbox id/);
+  const ghost = await r.agent.cli(['identity', 'register', '--sandbox', 'ghost']);
+  t.equal(ghost.code, 1);
+  t.match(ghost.stderr, /sandbox ghost has no active lease/);
+  t.notMatch(r.allOutput(), reg.secret, 'the secret is in no agent log line');
+});
+
+t.test('the same secret works after SIGTERM and SIGKILL restarts', async (t) => {
+  const r = await runner(t);
+  const sb = await r.bed.addSandbox({ ip: '10.8.64.5' });
+  await r.store.claim({ sandbox: 'long-lived', ip: '10.8.64.5', mac: sb.mac, at: new Date() });
+  const reg = await r.agent.json<RegistrationResult>([
+    'identity',
+    'register',
+    '--sandbox',
+    'long-lived',
+  ]);
+  const first = await token(r.bed, sb, reg.secret);
+  t.equal(first.status, 200);
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    await r.restart(signal);
+    const again = await token(r.bed, sb, reg.secret);
+    t.equal(again.status, 200, `token after ${signal} restart without re-registration`);
+    const { payload } = await verify(r.bed, sb, again.body.token as string);
+    t.equal(payload.sub, 'sandbox:long-lived');
+    await verify(r.bed, sb, first.body.token as string);
+    t.pass(`a token from before the ${signal} restart still verifies`);
+  }
+  t.notMatch(r.allOutput(), reg.secret);
+});
+
+t.test('rotate, rotate-key and revoke take effect at once', async (t) => {
+  const r = await runner(t);
+  const sb = await r.bed.addSandbox({ ip: '10.8.64.6' });
+  await r.store.claim({ sandbox: 'app-6', ip: '10.8.64.6', mac: sb.mac, at: new Date() });
+  const reg = await r.agent.json<RegistrationResult>([
+    'identity',
+    'register',
+    '--sandbox',
+    'app-6',
+  ]);
+  const before = await token(r.bed, sb, reg.secret);
+  const secretFile = join(r.agent.dir, 'app-6.secret');
+  const rot = await r.agent.json<RegistrationResult>([
+    'identity',
+    'rotate',
+    '--sandbox',
+    'app-6',
+    '--secret-file',
+    secretFile,
+  ]);
+  t.equal(readFileSync(secretFile, 'utf8'), rot.secret);
+  t.equal((await token(r.bed, sb, reg.secret)).status, 403, 'old secret refused');
+  t.equal((await token(r.bed, sb, rot.secret)).status, 200, 'new secret works');
+  const kid = decodeProtectedHeader(before.body.token as string).kid;
+  const keys = await r.agent.json<{ kid: string; retired: { kid: string }[] }>([
+    'identity',
+    'rotate-key',
+  ]);
+  t.not(keys.kid, kid);
+  t.same(
+    keys.retired.map((k) => k.kid),
+    [kid],
+  );
+  const after = await token(r.bed, sb, rot.secret);
+  t.equal(decodeProtectedHeader(after.body.token as string).kid, keys.kid);
+  await verify(r.bed, sb, before.body.token as string);
+  await verify(r.bed, sb, after.body.token as string);
+  t.pass('tokens signed by the retired and the new key both verify');
+  await r.agent.json(['identity', 'revoke', '--sandbox', 'app-6']);
+  const revoked = await token(r.bed, sb, rot.secret);
+  t.equal(revoked.status, 404);
+  t.equal(revoked.body.error, 'UNKNOWN_IDENTITY');
+  t.notMatch(r.allOutput(), rot.secret);
+  t.notMatch(r.allOutput(), reg.secret);
+});
+
+t.test('IP reuse: the old secret from that address is refused, the new owner works', async (t) => {
+  const r = await runner(t);
+  const oldSb = await r.bed.addSandbox({ ip: '10.8.64.7' });
+  await r.store.claim({ sandbox: 'old', ip: '10.8.64.7', mac: oldSb.mac, at: new Date() });
+  const old = await r.agent.json<RegistrationResult>(['identity', 'register', '--sandbox', 'old']);
+  t.equal((await token(r.bed, oldSb, old.secret)).status, 200);
+  await r.store.release('old', new Date());
+  await r.bed.removeSandbox(oldSb);
+  const newSb = await r.bed.addSandbox({ ip: '10.8.64.7' });
+  await r.bed.exec(newSb.netns, ['arping', '-U', '-c', '1', '-I', 'eth0', '10.8.64.7'], {
+    check: false,
+  });
+  const gone = await token(r.bed, newSb, old.secret);
+  t.equal(gone.status, 404, 'no lease on the address: retryable');
+  t.equal(gone.body.retryable, true);
+  t.equal(gone.headers['retry-after'], '2');
+  const lease = await r.store.claim({
+    sandbox: 'new',
+    ip: '10.8.64.7',
+    mac: newSb.mac,
+    at: new Date(),
+  });
+  t.equal(lease.lease.generation, 2);
+  const early = await token(r.bed, newSb, old.secret);
+  t.equal(early.body.error, 'UNKNOWN_IDENTITY', 'new owner not registered yet: retryable');
+  t.equal(early.headers['retry-after'], '2');
+  const fresh = await r.agent.json<RegistrationResult>([
+    'identity',
+    'register',
+    '--sandbox',
+    'new',
+  ]);
+  const refused = await token(r.bed, newSb, old.secret);
+  t.equal(refused.status, 403, 'the old secret never passes for the new owner');
+  t.same(refused.body.error, 'INVALID_SECRET');
+  t.equal(refused.body.retryable, false);
+  t.notOk(refused.headers['retry-after']);
+  const ok = await token(r.bed, newSb, fresh.secret);
+  t.equal(ok.status, 200);
+  const { payload } = await verify(r.bed, newSb, ok.body.token as string);
+  t.match(payload, { sub: 'sandbox:new', generation: 2 });
+});
+
+t.test("a sandbox presenting another's secret, or a proxied request, is refused", async (t) => {
+  const r = await runner(t);
+  const a = await r.bed.addSandbox({ ip: '10.8.64.8' });
+  const b = await r.bed.addSandbox({ ip: '10.8.64.9' });
+  await r.store.claim({ sandbox: 'a', ip: '10.8.64.8', mac: a.mac, at: new Date() });
+  await r.store.claim({ sandbox: 'b', ip: '10.8.64.9', mac: b.mac, at: new Date() });
+  const ra = await r.agent.json<RegistrationResult>(['identity', 'register', '--sandbox', 'a']);
+  await r.agent.json<RegistrationResult>(['identity', 'register', '--sandbox', 'b']);
+  const stolen = await token(r.bed, b, ra.secret);
+  t.equal(stolen.status, 403);
+  t.equal(stolen.body.error, 'INVALID_SECRET');
+  const proxied = await token(r.bed, a, ra.secret, '', { 'x-forwarded-for': '10.8.64.8' });
+  t.equal(proxied.status, 400);
+  t.match(proxied.body.message as string, /proxied requests/);
+  t.equal((await token(r.bed, a, ra.secret)).status, 200, 'a itself still works');
+  t.notMatch(r.allOutput(), ra.secret);
+});
