@@ -20,6 +20,8 @@ import { startApi } from './api/server.js';
 import { startMetricsServer } from './api/metrics-server.js';
 import { statusRoutes, type AgentStatus } from './api/status-routes.js';
 import { loadNative } from './native.js';
+import { startIdentity } from './identity/service.js';
+import { identityRoutes } from './api/identity-routes.js';
 import { VERSION } from './version.js';
 
 /** A running agent. */
@@ -65,6 +67,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
     log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
     await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);
+    const identity = cfg.identityListen
+      ? await startIdentity({
+          stateDir: cfg.stateDir,
+          listen: cfg.identityListen,
+          gateway: cfg.gateway,
+          store,
+          log,
+          requests: metrics.tokenRequests,
+        })
+      : null;
+    if (identity) closers.push(() => identity.close());
 
     const status = (): AgentStatus => ({
       version: VERSION,
@@ -74,12 +87,16 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       store: cfg.store.kind,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       observers: { netlink: true, bpf: false, probe: false },
-      features: { nativeAddon: native.addon !== null, btf: features.btf },
+      features: {
+        nativeAddon: native.addon !== null,
+        btf: features.btf,
+        identity: identity?.tokenUrl ?? 'off',
+      },
     });
     const api: FastifyInstance = await startApi({
       socket: cfg.socket,
       log,
-      routes: [statusRoutes(status)],
+      routes: [statusRoutes(status), ...(identity ? [identityRoutes(identity)] : [])],
     });
     closers.push(() => api.close());
     if (cfg.metricsListen) {
