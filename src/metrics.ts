@@ -28,6 +28,10 @@ export interface Metrics {
   readonly observations: Counter<'source'>;
   /** Frames the observers dropped as malformed, by source. */
   readonly malformedFrames: Counter<'source'>;
+  /** Well-formed ARP frames seen by the eBPF observer, by bridge port (interface name). */
+  readonly portArpFrames: Counter<'port'>;
+  /** Malformed ARP frames seen by the eBPF observer, by bridge port (interface name). */
+  readonly portMalformedFrames: Counter<'port'>;
   /** Node-port table repairs after drift. */
   readonly nodeportRepairs: Counter<never>;
   /** nftables transactions by result. */
@@ -94,6 +98,18 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_malformed_frames_total',
       help: 'Malformed frames seen by source.',
       labelNames: ['source'],
+      ...reg,
+    }),
+    portArpFrames: new Counter({
+      name: 'bridgeward_port_arp_frames_total',
+      help: 'ARP frames seen on each bridge port (eBPF observer; storm signal).',
+      labelNames: ['port'],
+      ...reg,
+    }),
+    portMalformedFrames: new Counter({
+      name: 'bridgeward_port_malformed_frames_total',
+      help: 'Malformed ARP frames seen on each bridge port (eBPF observer).',
+      labelNames: ['port'],
       ...reg,
     }),
     nodeportRepairs: new Counter({
