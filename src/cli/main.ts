@@ -11,6 +11,7 @@ import { daemonVerbs } from './daemon.js';
 import { statusVerbs } from './status.js';
 import { doctorVerbs } from './doctor.js';
 import { demoVerbs } from './demo.js';
+import { leaseVerbs } from './lease.js';
 import { identityVerbs } from './identity.js';
 import { conflictVerbs } from './conflicts.js';
 import type { Verb } from './verb.js';
@@ -21,6 +22,7 @@ export const VERBS: readonly Verb[] = [
   ...statusVerbs,
   ...doctorVerbs,
   ...demoVerbs,
+  ...leaseVerbs,
   ...conflictVerbs,
   ...identityVerbs,
 ];
