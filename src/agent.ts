@@ -22,6 +22,10 @@ import { statusRoutes, type AgentStatus } from './api/status-routes.js';
 import { loadNative } from './native.js';
 import { startIdentity } from './identity/service.js';
 import { identityRoutes } from './api/identity-routes.js';
+import { NeighbourObserver } from './observe/neighbours.js';
+import { IpamService } from './ipam/service.js';
+import { Reconciler } from './ipam/reconciler.js';
+import { leaseRoutes } from './api/lease-routes.js';
 import { VERSION } from './version.js';
 
 /** A running agent. */
@@ -67,6 +71,27 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
     log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
     await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);
+    const neighbours = await NeighbourObserver.start({
+      rtnl,
+      bridge: bridge.index,
+      subnet: cfg.subnet,
+      log,
+      metrics,
+    });
+    closers.push(() => neighbours.close());
+    const ipam = new IpamService({
+      store,
+      pool: { subnet: cfg.subnet, gateway: cfg.gateway, cooldownMs: cfg.cooldownSeconds * 1000 },
+      log,
+      metrics,
+    });
+    ipam.addLiveSource(neighbours);
+    const reconciler = new Reconciler({ ipam, store, log, metrics });
+    const boot = await reconciler.sweep('boot');
+    log.info(boot, 'boot reconcile done');
+    reconciler.start(cfg.sweepSeconds);
+    neighbours.onChange(() => reconciler.kick());
+    closers.push(() => reconciler.stop());
     const identity = cfg.identityListen
       ? await startIdentity({
           stateDir: cfg.stateDir,
@@ -96,7 +121,11 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     const api: FastifyInstance = await startApi({
       socket: cfg.socket,
       log,
-      routes: [statusRoutes(status), ...(identity ? [identityRoutes(identity)] : [])],
+      routes: [
+        statusRoutes(status),
+        leaseRoutes({ ipam, store, reconciler }),
+        ...(identity ? [identityRoutes(identity)] : []),
+      ],
     });
     closers.push(() => api.close());
     if (cfg.metricsListen) {
