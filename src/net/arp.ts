@@ -192,3 +192,15 @@ export function buildProbe(srcMac: string, ip: string): Buffer {
 function macBytes(mac: string): Buffer {
   return Buffer.from(parseMac(mac).split(':').join(''), 'hex');
 }
+
+/**
+ * True when `f` answers (or contests) an RFC 5227 probe for `ip` sent from `ownMac`: any ARP
+ * whose sender IP is `ip`, or another host's probe for `ip`, from a sender other than us. Frames
+ * whose Ethernet source differs from the ARP sender MAC are ignored (RFC 5227 section 2.1.1).
+ *
+ * @example isProbeAnswer(reply, '10.8.64.2', bridgeMac) // true when reply.senderIp === '10.8.64.2'
+ */
+export function isProbeAnswer(f: ArpFrame, ip: string, ownMac: string): boolean {
+  if (f.senderMac === ownMac || f.ethSrc !== f.senderMac) return false;
+  return f.senderIp === ip || (arpKind(f) === 'probe' && f.targetIp === ip);
+}

@@ -1,0 +1,249 @@
+/**
+ * The eBPF observer: keeps the ARP program attached to every port of the bridge (ports join and
+ * leave via rtnetlink link events; re-dumped after an overrun), turns ring-buffer events into
+ * `Observation`s, serves the in-kernel binding map as the `bpf` `LiveSource`, and folds the
+ * per-port counters into Prometheus. Lost ring-buffer events are made good by diffing a map dump
+ * against what was last reported.
+ *
+ * Stopping leaves the filters attached and the maps pinned, so the kernel keeps recording while
+ * the agent is down; the next start replaces the filters and reads what was queued.
+ *
+ * @example
+ * const bpf = await startBpfObserver({ bridge: { ifindex: 3 }, pinDir: cfg.bpfPinDir, rtnl, log, metrics,
+ *   onObservation: (o) => pipeline.submit(o) });
+ * const live = await bpf.source.live();
+ * await bpf.close();
+ */
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Closable } from '../native.js';
+import { ArpProgram } from './arp-program.js';
+import {
+  bindingToObservation,
+  changedBindings,
+  eventToObservation,
+  monoToEpochMs,
+  type ArpEvent,
+  type ClockPair,
+  type KnownBinding,
+  type PortStats,
+} from './arp-records.js';
+import { ensureBpffs } from './bpffs.js';
+import type { LinkInfo, Rtnl } from './rtnl.js';
+import type { LiveEvidence, LiveSource, Observation } from './types.js';
+
+/** What `startBpfObserver` needs. */
+export interface BpfObserverOptions {
+  /** The bridge whose ports are observed. */
+  readonly bridge: { readonly ifindex: number };
+  /** bpffs directory for the pinned maps (mounted when missing); null: nothing is pinned. */
+  readonly pinDir: string | null;
+  /** rtnetlink adapter (link dumps and events). */
+  readonly rtnl: Rtnl;
+  /** Logger. */
+  readonly log: Logger;
+  /** Metrics: per-port ARP and malformed counters, malformed frames, re-syncs. */
+  readonly metrics: Pick<
+    Metrics,
+    'portArpFrames' | 'portMalformedFrames' | 'malformedFrames' | 'resyncs'
+  >;
+  /** Called for every binding that is new or changed MAC or port, and every new prober. */
+  readonly onObservation: (o: Observation) => void;
+  /** Told when a port joins the bridge (and the program is attached to it). */
+  readonly onPortUp?: (ifindex: number, name: string) => void;
+  /** Told when a port leaves the bridge or disappears. */
+  readonly onPortGone?: (ifindex: number) => void;
+  /** How often the per-port counters are read (ms, default 5000). */
+  readonly statsIntervalMs?: number;
+}
+
+/** A running eBPF observer. */
+export interface BpfObserver {
+  /** Addresses bound in the kernel map on a current port. */
+  readonly source: LiveSource;
+  /** ifindex -> name of the ports the program is attached to. */
+  ports(): ReadonlyMap<number, string>;
+  /** The program's id and run-time totals (run time needs kernel.bpf_stats_enabled=1). */
+  runStats(): { id: number; runTimeNs: number; runCnt: number };
+  /** Reads the per-port counters now and updates the metrics (also done on a timer). */
+  refreshStats(): void;
+  /** Stops watching; filters stay attached and maps stay pinned. */
+  close(): Promise<void>;
+}
+
+/** Clock pair for turning kernel monotonic time into epoch ms. */
+function clockNow(): ClockPair {
+  return { monoNs: process.hrtime.bigint(), epochMs: Date.now() };
+}
+
+/**
+ * Loads the program (reusing pinned maps), attaches it to every current port and starts
+ * following link events and the event ring buffer.
+ *
+ * @throws BridgewardError MISSING_FEATURE / MISSING_PRIVILEGE / KERNEL_ERROR when the program
+ * cannot be loaded; nothing stays attached then.
+ */
+export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObserver> {
+  const { bridge, rtnl, log, metrics } = opts;
+  if (opts.pinDir) {
+    if (await ensureBpffs(opts.pinDir)) log.info({ pinDir: opts.pinDir }, 'mounted bpffs');
+  }
+  const prog = ArpProgram.load(opts.pinDir);
+  const ports = new Map<number, string>();
+  const known = new Map<string, KnownBinding>();
+  let baseline: Map<number, PortStats> | null = null;
+  let closed = false;
+
+  const emit = (o: Observation | null) => {
+    if (o) opts.onObservation(o);
+  };
+  const onEvents = (events: ArpEvent[]) => {
+    const clock = clockNow();
+    for (const e of events) {
+      if (e.kind !== 'probe') known.set(e.ip, { mac: e.mac, ifindex: e.ifindex });
+      emit(eventToObservation(e, clock));
+    }
+  };
+
+  const attach = (link: LinkInfo) => {
+    if (ports.has(link.index)) return;
+    try {
+      const progId = prog.attach(link.index);
+      ports.set(link.index, link.name);
+      log.debug({ port: link.name, ifindex: link.index, progId }, 'eBPF observer attached');
+      opts.onPortUp?.(link.index, link.name);
+    } catch (e) {
+      // The port may be gone again already (a racing delete); the next event or dump settles it.
+      log.warn({ err: e, port: link.name, ifindex: link.index }, 'cannot attach eBPF observer');
+    }
+  };
+  const forget = (ifindex: number, stillExists: boolean) => {
+    const name = ports.get(ifindex);
+    if (name === undefined) return;
+    ports.delete(ifindex);
+    if (stillExists) {
+      try {
+        prog.detach(ifindex);
+      } catch (e) {
+        log.warn({ err: e, port: name, ifindex }, 'cannot detach eBPF observer');
+      }
+    }
+    log.debug({ port: name, ifindex }, 'eBPF observer detached');
+    opts.onPortGone?.(ifindex);
+  };
+  const syncPorts = async () => {
+    const links = await rtnl.links();
+    const now = new Map(links.map((l) => [l.index, l]));
+    for (const ifindex of [...ports.keys()]) {
+      const l = now.get(ifindex);
+      if (l?.master !== bridge.ifindex) forget(ifindex, l !== undefined);
+    }
+    for (const l of links) if (l.master === bridge.ifindex) attach(l);
+  };
+
+  const resync = (why: string) => {
+    const missed = changedBindings(known, prog.bindings());
+    const clock = clockNow();
+    for (const b of missed) {
+      known.set(b.ip, { mac: b.mac, ifindex: b.ifindex });
+      emit(bindingToObservation(b, clock));
+    }
+    metrics.resyncs.inc({ source: 'bpf' });
+    log.warn({ why, replayed: missed.length }, 'eBPF observer fell behind; re-synced from the map');
+  };
+
+  const refreshStats = () => {
+    if (closed) return;
+    const stats = prog.portStats();
+    const prev = baseline;
+    baseline = stats;
+    if (!prev) return; // first reading: counters count from here
+    let lost = 0;
+    for (const [ifindex, s] of stats) {
+      const p = prev.get(ifindex) ?? { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 0 };
+      const port = ports.get(ifindex) ?? String(ifindex);
+      if (s.arp > p.arp) metrics.portArpFrames.inc({ port }, s.arp - p.arp);
+      if (s.malformed > p.malformed) {
+        metrics.portMalformedFrames.inc({ port }, s.malformed - p.malformed);
+        metrics.malformedFrames.inc({ source: 'bpf' }, s.malformed - p.malformed);
+      }
+      lost += Math.max(0, s.lost - p.lost);
+    }
+    if (lost > 0) resync(`${lost} ring-buffer events lost`);
+  };
+
+  let reader: Closable | null = null;
+  let unsubscribe: (() => void) | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  try {
+    // What the kernel already knows counts as reported; changes queued while the agent was
+    // down arrive through the ring buffer.
+    for (const b of prog.bindings()) known.set(b.ip, { mac: b.mac, ifindex: b.ifindex });
+    refreshStats();
+    reader = prog.readEvents(onEvents, () =>
+      log.error('eBPF event of unexpected size (bpf/arp_observer.h and arp-records.ts differ)'),
+    );
+    unsubscribe = rtnl.subscribe(
+      ['LINK'],
+      (e) => {
+        if (e.type !== 'link') return;
+        if (!e.deleted && e.link.master === bridge.ifindex) attach(e.link);
+        else if (ports.has(e.link.index)) forget(e.link.index, !e.deleted);
+      },
+      () => {
+        metrics.resyncs.inc({ source: 'bpf-ports' });
+        syncPorts().catch((err: unknown) => log.error({ err }, 'cannot re-dump bridge ports'));
+      },
+    );
+    await syncPorts();
+    timer = setInterval(() => {
+      try {
+        refreshStats();
+      } catch (err) {
+        log.warn({ err }, 'cannot read eBPF port counters');
+      }
+    }, opts.statsIntervalMs ?? 5000);
+    timer.unref();
+  } catch (e) {
+    unsubscribe?.();
+    reader?.close();
+    for (const ifindex of ports.keys()) prog.detach(ifindex);
+    prog.close();
+    throw e;
+  }
+  log.info({ ports: ports.size, pinDir: opts.pinDir }, 'eBPF observer running');
+
+  const source: LiveSource = {
+    name: 'bpf',
+    async live() {
+      const clock = clockNow();
+      const out = new Map<string, LiveEvidence>();
+      for (const b of prog.bindings()) {
+        if (!ports.has(b.ifindex)) continue; // the port is gone: so is the binding
+        out.set(b.ip, {
+          ip: b.ip,
+          macs: [b.mac],
+          ifindexes: [b.ifindex],
+          sources: ['bpf'],
+          lastSeen: monoToEpochMs(b.lastSeenNs, clock),
+        });
+      }
+      return out;
+    },
+  };
+
+  return {
+    source,
+    ports: () => new Map(ports),
+    runStats: () => prog.runStats(),
+    refreshStats,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clearInterval(timer);
+      unsubscribe?.();
+      reader?.close();
+      prog.close();
+    },
+  };
+}
