@@ -26,6 +26,9 @@ import { NeighbourObserver } from './observe/neighbours.js';
 import { IpamService } from './ipam/service.js';
 import { Reconciler } from './ipam/reconciler.js';
 import { leaseRoutes } from './api/lease-routes.js';
+import { NeighbourObserver } from './observe/neighbours.js';
+import { startDetection } from './detect/start.js';
+import { eventsRoutes } from './api/events-routes.js';
 import { VERSION } from './version.js';
 
 /** A running agent. */
@@ -71,6 +74,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
     log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
     await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);
+    const detection = await startDetection({ cfg, rtnl, bridge, store, log, metrics });
+    closers.push(() => detection.close());
+    const neighbours = await NeighbourObserver.start({
+      rtnl,
+      bridge: bridge.index,
+      subnet: cfg.subnet,
+      log,
+      metrics,
+    });
+    closers.push(() => neighbours.close());
+    neighbours.onObservation((o) => detection.pipeline.submit(o));
     const neighbours = await NeighbourObserver.start({
       rtnl,
       bridge: bridge.index,
@@ -123,6 +137,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       log,
       routes: [
         statusRoutes(status),
+        eventsRoutes({ findings: detection.detector, stream: detection.stream }),
         leaseRoutes({ ipam, store, reconciler }),
         ...(identity ? [identityRoutes(identity)] : []),
       ],

@@ -1,0 +1,200 @@
+/**
+ * The detection pipeline: the shell around the pure detector. Observers submit observations and
+ * port changes; one loop feeds them, in order, to the detector with the current leases, publishes
+ * the resulting finding changes (logs, metrics, webhook, event stream) and writes the feedback to
+ * the lease store: quarantine for duplicate-ip / unleased-claim / gateway-claim, a 'finding'
+ * event in the history for every raised and cleared finding, and lifting its own quarantine once
+ * a finding cleared. A timer ticks the detector so presence windows and hold-downs run out.
+ *
+ * Submitting never waits: the input queue is bounded; when it is full new input is dropped,
+ * counted (`bridgeward_resyncs_total{source="detector"}`) and logged.
+ *
+ * @example
+ * const pipeline = new DetectionPipeline({ detector, alerts, store, log, metrics });
+ * neighbours.onObservation((o) => pipeline.submit(o));
+ * pipeline.start();
+ * await pipeline.close();
+ */
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Observation } from '../observe/types.js';
+import type { LeaseStore, StoreSnapshot } from '../store/types.js';
+import type { Alerts } from '../alerts/alerts.js';
+import type { ConflictDetector } from './detector.js';
+import { FINDING_KINDS, type FindingChange } from './finding.js';
+import { indexLeases, type LeaseIndex } from './lease-index.js';
+
+/** What the pipeline needs. */
+export interface PipelineOptions {
+  /** The pure detector. */
+  readonly detector: ConflictDetector;
+  /** Where finding changes are published. */
+  readonly alerts: Alerts;
+  /** The lease store (leases in; quarantine and history out). */
+  readonly store: LeaseStore;
+  /** Logger. */
+  readonly log: Logger;
+  /** Metrics (observations by source, overruns). */
+  readonly metrics: Pick<Metrics, 'observations' | 'resyncs'>;
+  /** Most inputs waiting (default 10 000). */
+  readonly maxQueue?: number;
+  /** Tick interval (ms, default 1000). */
+  readonly tickMs?: number;
+  /** Clock for ticks (default Date.now). */
+  readonly now?: () => number;
+}
+
+type Input =
+  | { readonly type: 'observation'; readonly obs: Observation }
+  | { readonly type: 'port-gone'; readonly ifindex: number; readonly at: number }
+  | { readonly type: 'tick'; readonly at: number };
+
+const OWN_REASONS: ReadonlySet<string> = new Set(FINDING_KINDS);
+
+/** Feeds observers into the detector and the detector's conclusions back into the store. */
+export class DetectionPipeline {
+  readonly #o: Required<PipelineOptions>;
+  readonly #queue: Input[] = [];
+  #draining: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #overrun = false;
+  #closed = false;
+
+  /** Creates an idle pipeline; call `start()` to begin ticking. */
+  constructor(opts: PipelineOptions) {
+    this.#o = { maxQueue: 10_000, tickMs: 1000, now: Date.now, ...opts };
+  }
+
+  /** Queues an observation; never waits. */
+  submit(obs: Observation): void {
+    this.#o.metrics.observations.inc({ source: obs.source });
+    this.#push({ type: 'observation', obs });
+  }
+
+  /** A port joined the bridge (or was renamed). */
+  portUp(ifindex: number, name: string): void {
+    this.#o.detector.portUp(ifindex, name);
+  }
+
+  /** A port left the bridge: its claims end. */
+  portGone(ifindex: number, at: number = this.#o.now()): void {
+    this.#push({ type: 'port-gone', ifindex, at });
+  }
+
+  /** Queues a tick: expire stale claims, re-check leases, clear findings past their hold-down. */
+  tick(at: number = this.#o.now()): void {
+    this.#push({ type: 'tick', at });
+  }
+
+  /** Starts ticking every `tickMs`. */
+  start(): void {
+    this.#timer ??= setInterval(() => this.tick(), this.#o.tickMs);
+    this.#timer.unref();
+  }
+
+  /** Resolves once everything queued so far has been processed. */
+  async idle(): Promise<void> {
+    while (this.#draining) await this.#draining;
+  }
+
+  /** Stops ticking, finishes what is queued and stops accepting input. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.idle();
+    this.#closed = true;
+  }
+
+  #push(input: Input): void {
+    if (this.#closed) return;
+    if (this.#queue.length >= this.#o.maxQueue) {
+      if (!this.#overrun) {
+        this.#overrun = true;
+        this.#o.log.warn(
+          { maxQueue: this.#o.maxQueue },
+          'detector input queue full; dropping observations until it drains',
+        );
+      }
+      this.#o.metrics.resyncs.inc({ source: 'detector' });
+      return;
+    }
+    this.#queue.push(input);
+    this.#draining ??= this.#drain().finally(() => (this.#draining = null));
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0);
+      this.#overrun = false;
+      let snapshot: StoreSnapshot;
+      try {
+        snapshot = await this.#o.store.snapshot();
+      } catch (err) {
+        this.#o.log.error(
+          { err, dropped: batch.length },
+          'detector cannot read leases; skipping a batch',
+        );
+        continue;
+      }
+      const leases = indexLeases(snapshot.leases);
+      const changes = batch.flatMap((input) => this.#apply(input, leases));
+      if (changes.length === 0) continue;
+      this.#o.alerts.publish(changes, this.#o.detector.active());
+      await this.#feedBack(changes, snapshot);
+    }
+  }
+
+  #apply(input: Input, leases: LeaseIndex): FindingChange[] {
+    const d = this.#o.detector;
+    switch (input.type) {
+      case 'observation':
+        return d.observe(input.obs, leases);
+      case 'port-gone':
+        return d.portGone(input.ifindex, input.at, leases);
+      case 'tick':
+        return d.tick(input.at, leases);
+    }
+  }
+
+  /** Quarantine, history and lifting of the detector's own quarantines. */
+  async #feedBack(changes: readonly FindingChange[], snapshot: StoreSnapshot): Promise<void> {
+    const { store, detector, log } = this.#o;
+    const quarantined = new Map(snapshot.quarantine.map((q) => [q.ip, q.reason]));
+    for (const { type, finding: f } of changes) {
+      if (type === 'updated') continue;
+      const at = new Date(this.#o.now());
+      try {
+        await store.appendEvent({
+          at: at.toISOString(),
+          kind: 'finding',
+          ip: f.ip,
+          sandbox: f.sandboxes[0] ?? null,
+          detail: { finding: f.kind, event: type, ...f },
+        });
+        const held = quarantined.get(f.ip);
+        if (type === 'raised' && f.quarantine && (held === undefined || OWN_REASONS.has(held))) {
+          const evidence = { id: f.id, macs: f.macs, ports: f.ports, sandboxes: f.sandboxes };
+          await store.quarantine(
+            { ip: f.ip, reason: f.kind, evidence, since: f.firstSeen, until: null },
+            at,
+          );
+          quarantined.set(f.ip, f.kind);
+          log.warn({ ip: f.ip, reason: f.kind }, `${f.ip} quarantined (${f.kind})`);
+        }
+        const reason = quarantined.get(f.ip);
+        if (
+          type === 'cleared' &&
+          reason !== undefined &&
+          OWN_REASONS.has(reason) &&
+          !detector.isQuarantined(f.ip)
+        ) {
+          await store.clearQuarantine(f.ip, at, { by: 'detector', finding: f.id });
+          quarantined.delete(f.ip);
+          log.info({ ip: f.ip, reason }, `${f.ip} released from quarantine (${f.kind} cleared)`);
+        }
+      } catch (err) {
+        log.error({ err, ip: f.ip, finding: f.id }, 'could not record a finding in the store');
+      }
+    }
+  }
+}

@@ -1,0 +1,139 @@
+// The detection pipeline against a real SQLite store: quarantine at once, history of raised and
+// cleared findings, its own quarantine lifted after the hold-down, others' quarantine kept.
+import t, { type Test } from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { ConflictDetector } from '../../src/detect/detector.js';
+import { DetectionPipeline } from '../../src/detect/pipeline.js';
+import { Alerts } from '../../src/alerts/alerts.js';
+import { FindingStream } from '../../src/alerts/finding-stream.js';
+import type { FindingChange } from '../../src/detect/finding.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { parseCidr } from '../../src/net/ipv4.js';
+import type { Observation } from '../../src/observe/types.js';
+
+const A = '02:00:00:00:00:0a';
+const B = '02:00:00:00:00:0b';
+
+function setup(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-pipeline-'));
+  const store = openSqliteStore(join(dir, 'leases.db'));
+  let now = 1_000_000;
+  const log = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
+  const metrics = createMetrics();
+  const stream = new FindingStream();
+  const seen: FindingChange[] = [];
+  stream.subscribe((c) => seen.push(c));
+  const detector = new ConflictDetector({
+    subnet: parseCidr('10.8.64.0/24'),
+    gateway: '10.8.64.1',
+    hostMacs: [],
+    bridgeIfindex: 2,
+    holdDownMs: 5000,
+  });
+  const alerts = new Alerts({ log, metrics, stream, webhook: null });
+  const pipeline = new DetectionPipeline({
+    detector,
+    alerts,
+    store,
+    log,
+    metrics,
+    now: () => now,
+    maxQueue: 4,
+  });
+  t.teardown(async () => {
+    await pipeline.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const arp = (ip: string, mac: string, ifindex: number): Observation => ({
+    source: 'bpf',
+    kind: 'arp-request',
+    ip,
+    mac,
+    ifindex,
+    at: now,
+  });
+  return { store, pipeline, detector, seen, metrics, arp, advance: (ms: number) => (now += ms) };
+}
+
+t.test('duplicate-ip: quarantined at once, recorded, lifted after the hold-down', async (t) => {
+  const { store, pipeline, seen, arp, advance } = setup(t);
+  await store.claim({ sandbox: 'app-a', ip: '10.8.64.2', mac: A, at: new Date() });
+  pipeline.portUp(7, 'vetha');
+  pipeline.portUp(9, 'vethb');
+  pipeline.submit(arp('10.8.64.2', A, 7));
+  pipeline.submit(arp('10.8.64.2', B, 9));
+  await pipeline.idle();
+  t.same(
+    seen.map((c) => `${c.type} ${c.finding.kind}`),
+    ['raised duplicate-ip', 'raised lease-mismatch'],
+  );
+  const q = (await store.snapshot()).quarantine.find((r) => r.ip === '10.8.64.2');
+  t.equal(q?.reason, 'duplicate-ip');
+  t.same(q?.evidence.ports, ['vetha', 'vethb']);
+
+  pipeline.portGone(9);
+  advance(4999);
+  pipeline.tick();
+  await pipeline.idle();
+  t.equal(seen.length, 2, 'hold-down still running');
+  advance(1);
+  pipeline.tick();
+  await pipeline.idle();
+  t.same(
+    seen.slice(2).map((c) => `${c.type} ${c.finding.kind}`),
+    ['cleared duplicate-ip', 'cleared lease-mismatch'],
+  );
+  t.same((await store.snapshot()).quarantine, [], 'own quarantine lifted');
+  const history = await store.history({ ip: '10.8.64.2' });
+  const findings = history.filter((e) => e.kind === 'finding');
+  t.same(
+    findings.map((e) => `${e.detail.event} ${e.detail.finding}`),
+    [
+      'raised duplicate-ip',
+      'raised lease-mismatch',
+      'cleared duplicate-ip',
+      'cleared lease-mismatch',
+    ],
+    'the history keeps them',
+  );
+  t.ok(history.some((e) => e.kind === 'quarantine-cleared'));
+});
+
+t.test("someone else's quarantine is neither replaced nor lifted", async (t) => {
+  const { store, pipeline, detector, arp, advance } = setup(t);
+  const at = new Date();
+  await store.quarantine(
+    {
+      ip: '10.8.64.5',
+      reason: 'live-unleased',
+      evidence: {},
+      since: at.toISOString(),
+      until: null,
+    },
+    at,
+  );
+  pipeline.submit(arp('10.8.64.5', B, 9));
+  await pipeline.idle();
+  t.equal((await store.snapshot()).quarantine[0]?.reason, 'live-unleased');
+  pipeline.portGone(9);
+  advance(6000);
+  pipeline.tick();
+  await pipeline.idle();
+  t.same(detector.active(), [], 'the finding cleared');
+  t.equal((await store.snapshot()).quarantine[0]?.reason, 'live-unleased', 'still quarantined');
+});
+
+t.test('a full input queue drops and counts instead of waiting', async (t) => {
+  const { pipeline, arp, metrics } = setup(t);
+  for (let i = 0; i < 50; i++) pipeline.submit(arp(`10.8.64.${10 + i}`, A, 7));
+  await pipeline.idle();
+  const text = await metrics.registry.getSingleMetricAsString('bridgeward_resyncs_total');
+  const dropped = Number(/source="detector"} (\d+)/.exec(text)?.[1]);
+  t.ok(dropped > 0, `dropped ${dropped}`);
+});
