@@ -26,7 +26,6 @@ import { NeighbourObserver } from './observe/neighbours.js';
 import { IpamService } from './ipam/service.js';
 import { Reconciler } from './ipam/reconciler.js';
 import { leaseRoutes } from './api/lease-routes.js';
-import { NeighbourObserver } from './observe/neighbours.js';
 import { startDetection } from './detect/start.js';
 import { eventsRoutes } from './api/events-routes.js';
 import { VERSION } from './version.js';
@@ -85,14 +84,6 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     });
     closers.push(() => neighbours.close());
     neighbours.onObservation((o) => detection.pipeline.submit(o));
-    const neighbours = await NeighbourObserver.start({
-      rtnl,
-      bridge: bridge.index,
-      subnet: cfg.subnet,
-      log,
-      metrics,
-    });
-    closers.push(() => neighbours.close());
     const ipam = new IpamService({
       store,
       pool: { subnet: cfg.subnet, gateway: cfg.gateway, cooldownMs: cfg.cooldownSeconds * 1000 },
