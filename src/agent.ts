@@ -23,6 +23,7 @@ import { loadNative } from './native.js';
 import { startIdentity } from './identity/service.js';
 import { identityRoutes } from './api/identity-routes.js';
 import { NeighbourObserver } from './observe/neighbours.js';
+import { startBpfObserver } from './observe/bpf-observer.js';
 import { IpamService } from './ipam/service.js';
 import { Reconciler } from './ipam/reconciler.js';
 import { leaseRoutes } from './api/lease-routes.js';
@@ -84,6 +85,20 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     });
     closers.push(() => neighbours.close());
     neighbours.onObservation((o) => detection.pipeline.submit(o));
+    const bpf = native.addon
+      ? await startBpfObserver({
+          bridge: { ifindex: bridge.index },
+          pinDir: cfg.bpfPinDir,
+          rtnl,
+          log: log.child({ component: 'bpf' }),
+          metrics,
+          onObservation: (o) => detection.pipeline.submit(o),
+        }).catch((err: unknown) => {
+          log.warn({ err }, 'eBPF observer unavailable; netlink observes alone');
+          return null;
+        })
+      : null;
+    if (bpf) closers.push(() => bpf.close());
     const ipam = new IpamService({
       store,
       pool: { subnet: cfg.subnet, gateway: cfg.gateway, cooldownMs: cfg.cooldownSeconds * 1000 },
@@ -91,6 +106,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       metrics,
     });
     ipam.addLiveSource(neighbours);
+    if (bpf) ipam.addLiveSource(bpf.source);
     const reconciler = new Reconciler({ ipam, store, log, metrics });
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
@@ -116,7 +132,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       gateway: cfg.gateway,
       store: cfg.store.kind,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      observers: { netlink: true, bpf: false, probe: false },
+      observers: { netlink: true, bpf: bpf !== null, probe: native.addon !== null },
       features: {
         nativeAddon: native.addon !== null,
         btf: features.btf,
