@@ -121,6 +121,9 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           store,
           log,
           requests: metrics.tokenRequests,
+          tokenFiles: cfg.identityTokenDir
+            ? { dir: cfg.identityTokenDir, intervalMs: cfg.sweepSeconds * 1000 }
+            : null,
         })
       : null;
     if (identity) closers.push(() => identity.close());

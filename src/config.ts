@@ -52,6 +52,8 @@ export interface Config {
   readonly bpfPinDir: string;
   /** host:port of the identity token server (default `<gateway>:7123`), or null when off. */
   readonly identityListen: { host: string; port: number } | null;
+  /** Directory of per-sandbox token files (`<dir>/<sandbox>/token`), or null when off. */
+  readonly identityTokenDir: string | null;
 }
 
 /** The accepted log levels. */
@@ -74,6 +76,7 @@ export interface RawConfig {
   webhook?: string;
   bpfPinDir?: string;
   identityListen?: string;
+  identityTokenDir?: string;
 }
 
 /** The keys a config file may hold, which are also the `run` flags in kebab-case. */
@@ -91,6 +94,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'webhook',
   'bpfPinDir',
   'identityListen',
+  'identityTokenDir',
 ];
 
 /** Defaults applied when neither the file nor a flag sets a key. */
@@ -209,6 +213,10 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
       raw.identityListen === undefined
         ? { host: formatIp(gatewayNum), port: IDENTITY_PORT }
         : withKey('identity-listen', () => parseListen(str(raw.identityListen, 'identity-listen'))),
+    identityTokenDir:
+      raw.identityTokenDir === undefined || raw.identityTokenDir === 'off'
+        ? null
+        : absPath(raw.identityTokenDir, 'identity-token-dir'),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The identity part of the agent, assembled: the node keys from the state dir, the registry over
- * the lease store and the token server listening on the gateway. The agent builds it once the
- * gateway address is on the bridge and closes it on stop.
+ * the lease store, the token server listening on the gateway and, when asked for, the per-sandbox
+ * token files. The agent builds it once the gateway address is on the bridge and closes it on stop.
  *
  * @example
  * const identity = await startIdentity({ stateDir, listen, gateway, store, log });
@@ -19,6 +19,7 @@ import { NodeKeys } from './node-keys.js';
 import { TOKEN_PATH, tokenOrigin } from './registration.js';
 import { IdentityRegistry } from './registry.js';
 import { startTokenServer } from './token-server.js';
+import { TokenFiles } from './token-files.js';
 
 /** File in the state dir holding the signing keys (mode 0600). */
 export const KEY_FILE = 'identity-keys.json';
@@ -34,12 +35,13 @@ export interface IdentityService {
   readonly keys: NodeKeys;
   /** The URL sandboxes fetch tokens from. */
   readonly tokenUrl: string;
-  /** Stops the token server. */
+  /** Stops the token server and the token files. */
   close(): Promise<void>;
 }
 
 /**
- * Opens (or creates) the node keys and starts the token server on `listen`.
+ * Opens (or creates) the node keys, starts the token server on `listen` and, with `tokenFiles`,
+ * keeps a token file per registered sandbox in `tokenFiles.dir`.
  *
  * @throws BridgewardError INVALID_CONFIG for an unusable key file; the listen error when the
  *   address is busy or not local.
@@ -51,6 +53,7 @@ export async function startIdentity(opts: {
   store: LeaseStore;
   log: Logger;
   requests?: Counter<'result'>;
+  tokenFiles?: { dir: string; intervalMs: number } | null;
 }): Promise<IdentityService> {
   const keys = await NodeKeys.open(join(opts.stateDir, KEY_FILE), new Date(), TOKEN_TTL.max);
   const issuer = tokenOrigin(opts.listen, opts.gateway);
@@ -67,10 +70,29 @@ export async function startIdentity(opts: {
     opts.listen,
   );
   opts.log.info({ tokenUrl, kid: keys.activeKid }, 'token server listening');
+  const files = opts.tokenFiles
+    ? new TokenFiles({
+        ...opts.tokenFiles,
+        store: opts.store,
+        keys,
+        issuer,
+        log: opts.log,
+        ...(opts.requests ? { requests: opts.requests } : {}),
+      })
+    : null;
+  try {
+    await files?.start();
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
   return {
     registry: new IdentityRegistry(opts.store, tokenUrl),
     keys,
     tokenUrl,
-    close: () => server.close(),
+    close: async () => {
+      await files?.stop();
+      await server.close();
+    },
   };
 }

@@ -1,7 +1,8 @@
 // Workload identity end to end: the agent in a runner namespace, sandboxes calling the token
 // server on the gateway over the bridge with curl, restarts (SIGTERM, SIGKILL) and IP reuse.
 import t, { type Test } from 'tap';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { Testbed, type Sandbox } from '../../src/testbed/testbed.js';
@@ -56,9 +57,10 @@ async function verify(bed: Testbed, sb: Sandbox, jwt: string) {
 }
 
 /** A runner with the agent and direct access to its lease store (the lease API's job elsewhere). */
-async function runner(t: Test) {
+async function runner(t: Test, extraFlags: Record<string, string> = {}) {
   const bed = await Testbed.create({ subnet: SUBNET });
-  let agent = AgentProcess.start(bed, { subnet: SUBNET });
+  const flags = { subnet: SUBNET, ...extraFlags };
+  let agent = AgentProcess.start(bed, flags);
   const all = [agent];
   let store: LeaseStore | null = null;
   t.teardown(async () => {
@@ -77,7 +79,7 @@ async function runner(t: Test) {
     /** Stops the agent with `signal` and starts it again on the same state. */
     async restart(signal: NodeJS.Signals) {
       await agent.stop(signal);
-      agent = AgentProcess.start(bed, { subnet: SUBNET }, agent);
+      agent = AgentProcess.start(bed, flags, agent);
       all.push(agent);
       await agent.ready();
       return agent;
@@ -225,25 +227,19 @@ t.test('IP reuse: the old secret from that address is refused, the new owner wor
   await r.store.claim({ sandbox: 'old', ip: '10.8.64.7', mac: oldSb.mac, at: new Date() });
   const old = await r.agent.json<RegistrationResult>(['identity', 'register', '--sandbox', 'old']);
   t.equal((await token(r.bed, oldSb, old.secret)).status, 200);
-  await r.store.release('old', new Date());
+  // The runtime's order: the old sandbox goes, its lease is released, the address is leased to
+  // the new sandbox, which then starts with it (a sandbox using an address before it is leased
+  // would rightly be quarantined by the detector).
   await r.bed.removeSandbox(oldSb);
-  const newSb = await r.bed.addSandbox({ ip: '10.8.64.7' });
-  await r.bed.exec(newSb.netns, ['arping', '-U', '-c', '1', '-I', 'eth0', '10.8.64.7'], {
-    check: false,
-  });
-  const gone = await token(r.bed, newSb, old.secret);
-  t.equal(gone.status, 404, 'no lease on the address: retryable');
-  t.equal(gone.body.retryable, true);
-  t.equal(gone.headers['retry-after'], '2');
-  const lease = await r.store.claim({
-    sandbox: 'new',
-    ip: '10.8.64.7',
-    mac: newSb.mac,
-    at: new Date(),
-  });
+  await r.store.release('old', new Date());
+  t.equal(await r.store.identity('old'), null, 'the release removed the identity');
+  const lease = await r.store.claim({ sandbox: 'new', ip: '10.8.64.7', mac: null, at: new Date() });
   t.equal(lease.lease.generation, 2);
+  const newSb = await r.bed.addSandbox({ ip: '10.8.64.7' });
   const early = await token(r.bed, newSb, old.secret);
+  t.equal(early.status, 404);
   t.equal(early.body.error, 'UNKNOWN_IDENTITY', 'new owner not registered yet: retryable');
+  t.equal(early.body.retryable, true);
   t.equal(early.headers['retry-after'], '2');
   const fresh = await r.agent.json<RegistrationResult>([
     'identity',
@@ -277,5 +273,43 @@ t.test("a sandbox presenting another's secret, or a proxied request, is refused"
   t.equal(proxied.status, 400);
   t.match(proxied.body.message as string, /proxied requests/);
   t.equal((await token(r.bed, a, ra.secret)).status, 200, 'a itself still works');
+  const c = await r.bed.addSandbox({ ip: '10.8.64.11' });
+  const unleased = await token(r.bed, c, ra.secret);
+  t.equal(unleased.status, 404);
+  t.same(unleased.body, {
+    error: 'UNKNOWN_ADDRESS',
+    message: 'no sandbox holds a lease on 10.8.64.11 (yet)',
+    retryable: true,
+  });
+  t.equal(unleased.headers['retry-after'], '2');
   t.notMatch(r.allOutput(), ra.secret);
 });
+
+t.test('token files: written for registered sandboxes, removed on revoke', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-tokens-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokens = join(dir, 'tokens');
+  const r = await runner(t, { 'identity-token-dir': tokens, 'sweep-seconds': '1' });
+  const sb = await r.bed.addSandbox({ ip: '10.8.64.10' });
+  await r.store.claim({ sandbox: 'file-app', ip: '10.8.64.10', mac: sb.mac, at: new Date() });
+  const file = join(tokens, 'file-app', 'token');
+  t.notOk(existsSync(file), 'no file before registration');
+  await r.agent.json(['identity', 'register', '--sandbox', 'file-app', '--audience', 'files']);
+  await until(() => existsSync(file), 'the token file appears');
+  t.equal(statSync(tokens).mode & 0o777, 0o700, 'base directory is 0700');
+  t.equal(statSync(file).mode & 0o777, 0o644, 'token file is 0644');
+  const { payload } = await verify(r.bed, sb, readFileSync(file, 'utf8'));
+  t.match(payload, { sub: 'sandbox:file-app', aud: 'files', generation: 1 });
+  t.equal((payload.exp as number) - (payload.iat as number), 600);
+  await r.agent.json(['identity', 'revoke', '--sandbox', 'file-app']);
+  await until(() => !existsSync(join(tokens, 'file-app')), 'the directory goes with the identity');
+  t.pass('removed after revoke');
+});
+
+async function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
