@@ -91,8 +91,9 @@ async function runner(t: Test, extraFlags: Record<string, string> = {}) {
 
 t.test('a sandbox fetches a token that verifies against the JWKS', async (t) => {
   const r = await runner(t);
-  const sb = await r.bed.addSandbox({ ip: '10.8.64.3' });
-  await r.store.claim({ sandbox: 'app-1', ip: '10.8.64.3', mac: sb.mac, at: new Date() });
+  // The runtime's flow: lease through the agent's API, start the sandbox with that address.
+  const lease = await r.agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-1']);
+  const sb = await r.bed.addSandbox({ ip: lease.ip });
   const secretFile = join(r.agent.dir, 'app-1.secret');
   const reg = await r.agent.json<RegistrationResult & { secretFile: string }>([
     'identity',
@@ -138,7 +139,7 @@ t.test('a sandbox fetches a token that verifies against the JWKS', async (t) => 
   t.same(shown.audiences, ['chitchat', 'vault']);
   t.notOk('secret' in shown || 'secretHash' in shown, 'show never reveals the secret');
   const table = await r.agent.cli(['identity', 'show', '--sandbox', 'app-1']);
-  t.match(table.stdout, /^ip: 10\.8\.64\.3$/m, 'table output');
+  t.match(table.stdout, new RegExp(`^ip: ${lease.ip.replaceAll('.', '\\.')}$`, 'm'), 'table');
   const twice = await r.agent.cli(['identity', 'register', '--sandbox', 'app-1']);
   t.equal(twice.code, 1);
   t.match(twice.stderr, /already has an identity; use identity rotate or identity revoke/);
@@ -153,8 +154,13 @@ t.test('a sandbox fetches a token that verifies against the JWKS', async (t) => 
 
 t.test('the same secret works after SIGTERM and SIGKILL restarts', async (t) => {
   const r = await runner(t);
-  const sb = await r.bed.addSandbox({ ip: '10.8.64.5' });
-  await r.store.claim({ sandbox: 'long-lived', ip: '10.8.64.5', mac: sb.mac, at: new Date() });
+  const lease = await r.agent.json<{ ip: string }>([
+    'lease',
+    'allocate',
+    '--sandbox',
+    'long-lived',
+  ]);
+  const sb = await r.bed.addSandbox({ ip: lease.ip });
   const reg = await r.agent.json<RegistrationResult>([
     'identity',
     'register',
