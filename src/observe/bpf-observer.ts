@@ -131,6 +131,16 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     log.debug({ port: name, ifindex }, 'eBPF observer detached');
     opts.onPortGone?.(ifindex);
   };
+  /** A link that left the bridge while nobody watched may still carry our filter. */
+  const removeStale = (l: LinkInfo) => {
+    try {
+      if (prog.attachedProgId(l.index) === null) return;
+      prog.detach(l.index);
+      log.info({ port: l.name, ifindex: l.index }, 'removed eBPF observer from a former port');
+    } catch (e) {
+      log.warn({ err: e, link: l.name, ifindex: l.index }, 'cannot check link for a stale filter');
+    }
+  };
   const syncPorts = async () => {
     const links = await rtnl.links();
     const now = new Map(links.map((l) => [l.index, l]));
@@ -138,7 +148,10 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
       const l = now.get(ifindex);
       if (l?.master !== bridge.ifindex) forget(ifindex, l !== undefined);
     }
-    for (const l of links) if (l.master === bridge.ifindex) attach(l);
+    for (const l of links) {
+      if (l.master === bridge.ifindex) attach(l);
+      else if (!ports.has(l.index)) removeStale(l);
+    }
   };
 
   const resync = (why: string) => {

@@ -273,7 +273,11 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
   });
 
   await t.test('a restart keeps the pinned history and what happened meanwhile', async (t) => {
+    const s6 = await bed.addSandbox({ ip: '10.8.64.6' });
+    const before = (await obs.cmd<[number, string][]>('ports')).map(([i]) => i);
+    await obs.waitPorts([...before.filter((i) => i !== s6.hostIfindex), s6.hostIfindex]);
     await obs.close();
+    await bed.ip(['link', 'set', s6.hostIf, 'nomaster']);
     await bed.exec(s1.netns, ['ip', 'addr', 'add', '10.8.64.77/24', 'dev', 'eth0']);
     await arping(bed, s1, ['-U', '-c', '1', '-w', '1', '-s', '10.8.64.77', '10.8.64.77']);
     await bed.exec(s2.netns, ['ip', 'addr', 'add', '10.8.64.78/24', 'dev', 'eth0']);
@@ -298,6 +302,10 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
       1,
       'the filter was replaced',
     );
+    const former = await run(['tc', 'filter', 'show', 'dev', s6.hostIf, 'ingress'], {
+      netns: bed.runnerNs,
+    });
+    t.notMatch(former.stdout, /arp_observer/, 'a port that left while down lost its filter');
     await obs.close();
   });
 });
