@@ -29,6 +29,8 @@ import { Reconciler } from './ipam/reconciler.js';
 import { leaseRoutes } from './api/lease-routes.js';
 import { startDetection } from './detect/start.js';
 import { eventsRoutes } from './api/events-routes.js';
+import { probeRoutes } from './api/probe-routes.js';
+import { AddressProber } from './detect/prober.js';
 import { VERSION } from './version.js';
 
 /** A running agent. */
@@ -107,9 +109,25 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     });
     ipam.addLiveSource(neighbours);
     if (bpf) ipam.addLiveSource(bpf.source);
+    const prober = native.addon
+      ? new AddressProber({
+          bridge: bridge.index,
+          bridgeMac: detection.bridgeMac,
+          pipeline: detection.pipeline,
+          detector: detection.detector,
+          store,
+          log,
+          onMalformed: () => metrics.malformedFrames.inc({ source: 'probe' }),
+        })
+      : null;
+    if (prober) ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
     const reconciler = new Reconciler({ ipam, store, log, metrics });
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
+    prober
+      ?.probeLeased()
+      .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
+      .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
     reconciler.start(cfg.sweepSeconds);
     neighbours.onChange(() => reconciler.kick());
     closers.push(() => reconciler.stop());
@@ -148,6 +166,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       routes: [
         statusRoutes(status),
         eventsRoutes({ findings: detection.detector, stream: detection.stream }),
+        ...(prober ? [probeRoutes((ip, ms) => prober.probe(ip, ms))] : []),
         leaseRoutes({ ipam, store, reconciler }),
         ...(identity ? [identityRoutes(identity)] : []),
       ],

@@ -211,6 +211,12 @@ export class ConflictDetector {
     return [...this.#cleared];
   }
 
+  /** The bridge port a MAC was last seen on (with its name when known), or null. */
+  portOf(mac: string): { ifindex: number; name: string | null } | null {
+    const ifindex = this.#macPort.get(mac.toLowerCase());
+    return ifindex === undefined ? null : { ifindex, name: this.#portNames.get(ifindex) ?? null };
+  }
+
   /** Whether an address has an active finding of a kind that quarantines it. */
   isQuarantined(ip: string): boolean {
     return [...QUARANTINING_KINDS].some((k) => this.#active.has(`${k} ${ip}`));

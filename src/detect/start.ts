@@ -46,6 +46,8 @@ export interface Detection {
   readonly pipeline: DetectionPipeline;
   /** Live finding changes (`GET /v1/events`). */
   readonly stream: FindingStream;
+  /** The bridge's current MAC (a bridge without a fixed MAC takes its lowest port's). */
+  bridgeMac(): string | null;
   /** Stops watching, drains and closes the webhook. */
   close(): Promise<void>;
 }
@@ -66,13 +68,17 @@ export async function startDetection(deps: DetectionDeps): Promise<Detection> {
     : null;
   const alerts = new Alerts({ log, metrics, stream, webhook });
   const pipeline = new DetectionPipeline({ detector, alerts, store, log, metrics });
+  let bridgeMac = bridge.mac;
   const unwatch = await watchBridgePorts(
     rtnl,
     bridge.index,
     {
       up: (ifindex, name) => pipeline.portUp(ifindex, name),
       gone: (ifindex) => pipeline.portGone(ifindex),
-      bridgeMac: (mac) => detector.addHostMac(mac),
+      bridgeMac: (mac) => {
+        bridgeMac = mac;
+        detector.addHostMac(mac);
+      },
     },
     log,
   );
@@ -81,6 +87,7 @@ export async function startDetection(deps: DetectionDeps): Promise<Detection> {
     detector,
     pipeline,
     stream,
+    bridgeMac: () => bridgeMac,
     async close() {
       unwatch();
       await pipeline.close();

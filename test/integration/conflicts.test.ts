@@ -45,15 +45,21 @@ async function storedQuarantine(agent: AgentProcess): Promise<readonly Quarantin
   }
 }
 
+/** A MAC unique to this test bed (so leases can name it before the sandbox exists). */
+function macFor(bed: Testbed, n: number): string {
+  const id = bed.id;
+  return `02:aa:${id.slice(0, 2)}:${id.slice(2, 4)}:${id.slice(4, 6)}:${n.toString(16).padStart(2, '0')}`;
+}
+
 async function ping(bed: Testbed, s: Sandbox, count = 2): Promise<void> {
   await bed.exec(s.netns, ['ping', '-c', String(count), '-i', '0.2', '-W', '1', bed.gateway], {
     check: false,
   });
 }
 
-async function startAgent(t: Test, extra: Record<string, string> = {}) {
-  const bed = await Testbed.create({ subnet: SUBNET });
-  const agent = AgentProcess.start(bed, { subnet: SUBNET, ...extra });
+async function startAgent(t: Test, extra: Record<string, string> = {}, subnet = SUBNET) {
+  const bed = await Testbed.create({ subnet });
+  const agent = AgentProcess.start(bed, { subnet, ...extra });
   t.teardown(async () => {
     await agent.cleanup();
     await bed.destroy();
@@ -109,5 +115,183 @@ t.test(
     const q = (await storedQuarantine(agent)).find((r) => r.ip === '10.8.64.2');
     t.equal(q?.reason, 'duplicate-ip', 'quarantined in the lease store');
     t.same(q?.evidence.macs, dup.macs);
+  },
+);
+
+t.test('a silent sandbox answering ARP is found by the probe at allocation', async (t) => {
+  const { bed, agent } = await startAgent(t);
+  const silent = await bed.addSandbox({ ip: '10.8.64.2' }); // never speaks first
+  const lease = await agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-x']);
+  t.not(lease.ip, '10.8.64.2', 'the address someone answers on is not handed out');
+  const f = await waitForFinding(agent, (x) => x.ip === '10.8.64.2' && x.kind === 'unleased-claim');
+  t.same(f.macs, [silent.mac]);
+  t.same(f.ports, [silent.hostIf]);
+  t.ok(f.sources.includes('probe'), `sources ${f.sources.join(',')}`);
+  const q = await agent.json<{ ip: string; reason: string }[]>(['quarantine', 'list']);
+  t.ok(
+    q.some((r) => r.ip === '10.8.64.2'),
+    'quarantined',
+  );
+  const answers = await agent.json<{ mac: string; port: string | null }[]>([
+    'probe',
+    '--ip',
+    '10.8.64.2',
+  ]);
+  t.same(
+    answers.map((a) => [a.mac, a.port]),
+    [[silent.mac, silent.hostIf]],
+    'probe --ip lists the MAC that answered, with its port',
+  );
+  t.same(await agent.json(['probe', '--ip', '10.8.64.77']), [], 'nobody answers a free address');
+});
+
+t.test('a silent duplicate of a leased address is found by the probe at boot', async (t) => {
+  const { bed, agent } = await startAgent(t);
+  const macL = macFor(bed, 1);
+  const lease = await agent.json<{ ip: string }>([
+    'lease',
+    'allocate',
+    '--sandbox',
+    'app-l',
+    '--mac',
+    macL,
+  ]);
+  const leased = await bed.addSandbox({ ip: lease.ip, mac: macL });
+  t.equal((await agent.stop()).code, 0);
+  const silent = await bed.addSandbox({ ip: lease.ip }); // joins while the agent is down
+  const again = AgentProcess.start(bed, { subnet: SUBNET }, agent);
+  t.teardown(() => again.cleanup());
+  await again.ready();
+  const dup = await waitForFinding(again, (f) => f.kind === 'duplicate-ip' && f.ip === lease.ip);
+  t.same(dup.macs, [leased.mac, silent.mac].sort());
+  t.same(dup.ports, [leased.hostIf, silent.hostIf].sort());
+  t.same(dup.sandboxes, ['app-l']);
+  t.ok(dup.sources.includes('probe'), `found by the boot probe (sources ${dup.sources.join(',')})`);
+  const mismatch = await waitForFinding(again, (f) => f.kind === 'lease-mismatch');
+  t.same(mismatch.macs, [silent.mac], 'the impostor is the one without the lease');
+});
+
+t.test('a sandbox claiming the gateway address: gateway-claim', async (t) => {
+  const { bed, agent } = await startAgent(t);
+  const rogue = await bed.addSandbox({ ip: bed.gateway });
+  await bed.exec(rogue.netns, ['arping', '-q', '-U', '-c', '2', '-I', 'eth0', bed.gateway], {
+    check: false,
+  });
+  const f = await waitForFinding(agent, (x) => x.kind === 'gateway-claim');
+  t.equal(f.ip, bed.gateway);
+  t.same(f.macs, [rogue.mac], 'only the rogue MAC, never the host');
+  t.same(f.ports, [rogue.hostIf]);
+  const all = await findings(agent);
+  t.same(
+    all.map((x) => x.kind),
+    ['gateway-claim'],
+    'nothing else',
+  );
+});
+
+t.test(
+  'handover: released, namespace gone, a new sandbox gets the address: no finding',
+  async (t) => {
+    // A /30 has one allocatable address, so the new sandbox must get the same one.
+    const subnet = '10.8.64.0/30';
+    const { bed, agent } = await startAgent(t, { 'cooldown-seconds': '0' }, subnet);
+    // Let the host's neighbour entry for the old sandbox go stale within seconds, not ~30 s.
+    await bed.exec(bed.runnerNs, [
+      'sysctl',
+      '-qw',
+      'net.ipv4.neigh.rt0.base_reachable_time_ms=1000',
+    ]);
+    const macOld = macFor(bed, 1);
+    const macNew = macFor(bed, 2);
+    const first = await agent.json<{ ip: string }>([
+      'lease',
+      'allocate',
+      '--sandbox',
+      'old',
+      '--mac',
+      macOld,
+    ]);
+    t.equal(first.ip, '10.8.64.2');
+    const old = await bed.addSandbox({ ip: first.ip, mac: macOld });
+    await ping(bed, old, 3);
+    await bed.removeSandbox(old);
+    await agent.json(['lease', 'release', '--sandbox', 'old']);
+    let second: { ip: string } | null = null;
+    const deadline = Date.now() + 60_000;
+    while (!second) {
+      const r = await agent.cli([
+        'lease',
+        'allocate',
+        '--sandbox',
+        'new',
+        '--mac',
+        macNew,
+        '-o',
+        'json',
+      ]);
+      if (r.code === 0) second = JSON.parse(r.stdout) as { ip: string };
+      else if (Date.now() > deadline) throw new Error(`allocation kept failing: ${r.stderr}`);
+      else await new Promise((res) => setTimeout(res, 500));
+    }
+    t.equal(second.ip, '10.8.64.2', 'the new owner has the same address');
+    const fresh = await bed.addSandbox({ ip: second.ip, mac: macNew });
+    await ping(bed, fresh, 3);
+    await bed.exec(fresh.netns, ['arping', '-q', '-U', '-c', '2', '-I', 'eth0', second.ip], {
+      check: false,
+    });
+    await new Promise((r) => setTimeout(r, 1500)); // several detector ticks
+    t.same(await findings(agent, true), [], 'no finding, active or cleared');
+  },
+);
+
+t.test(
+  'malformed and random frames from a sandbox: the agent stays up and counts them',
+  async (t) => {
+    const { bed, agent } = await startAgent(t, { 'metrics-listen': '127.0.0.1:9464' });
+    const noisy = await bed.addSandbox({ ip: '10.8.64.9' });
+    const script = `
+import os, random, socket
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+src = bytes.fromhex("${noisy.mac.replace(/:/g, '')}")
+bc = b"\\xff" * 6
+random.seed(4)
+for i in range(4000):
+    k = i % 5
+    if k == 0:   # ARP cut short
+        f = bc + src + b"\\x08\\x06" + os.urandom(random.randint(0, 27))
+    elif k == 1: # ARP with a wrong hardware type
+        f = bc + src + b"\\x08\\x06\\x00\\x06\\x08\\x00\\x06\\x04\\x00\\x01" + os.urandom(20)
+    elif k == 2: # VLAN-tagged ARP, truncated
+        f = bc + src + b"\\x81\\x00\\x00\\x05\\x08\\x06" + os.urandom(8)
+    elif k == 3: # ARP with an impossible (multicast) sender MAC
+        f = bc + src + b"\\x08\\x06\\x00\\x01\\x08\\x00\\x06\\x04\\x00\\x02\\x01\\x00\\x5e\\x00\\x00\\x01" + os.urandom(18)
+    else:        # random bytes
+        f = os.urandom(random.randint(14, 300))
+    s.send(f)
+`;
+    const sent = await bed.exec(noisy.netns, ['python3', '-c', script], { check: false });
+    t.equal(sent.code, 0, sent.stderr);
+    const status = await agent.json<{ bridge: { name: string } }>(['status']);
+    t.equal(status.bridge.name, 'rt0', 'the agent still answers');
+    let malformed = 0;
+    const deadline = Date.now() + 20_000;
+    while (malformed === 0 && Date.now() < deadline) {
+      const m = await bed.exec(bed.runnerNs, ['curl', '-s', 'http://127.0.0.1:9464/metrics'], {
+        check: false,
+      });
+      malformed = Number(
+        /^bridgeward_malformed_frames_total\{source="bpf"\} (\d+)/m.exec(m.stdout)?.[1] ?? 0,
+      );
+      if (malformed === 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    t.ok(malformed >= 2400, `counted ${malformed} malformed frames`);
+    t.equal(agent.logs.filter((l) => (l.level ?? 0) >= 60).length, 0, 'no fatal log line');
+    t.same(
+      (await findings(agent)).filter((f) => f.macs.includes(noisy.mac)),
+      [],
+      'malformed frames raise no finding',
+    );
+    t.equal((await agent.stop()).code, 0, 'and stops cleanly');
   },
 );

@@ -1,0 +1,130 @@
+/**
+ * The agent's use of the RFC 5227 probe: on demand (`POST /v1/probe`), before an address is
+ * handed out for the first time since start (the IPAM pre-handout check), and for every leased
+ * address at boot. Every answer becomes a `probe-reply` observation for the detector, so a silent
+ * duplicate that a passive observer never sees still raises a finding.
+ *
+ * @example
+ * const prober = new AddressProber({ bridge: 3, bridgeMac: () => mac, pipeline, detector, store, log });
+ * ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
+ * await prober.probe('10.8.64.2', 500); // [{ mac, port, ifindex, sandbox, rttMs }]
+ */
+import { BridgewardError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProbeAnswer } from '../api/probe-routes.js';
+import { probeAddress, type ProbeReply } from '../observe/arp-probe.js';
+import type { LiveEvidence } from '../observe/types.js';
+import type { LeaseStore } from '../store/types.js';
+import type { ConflictDetector } from './detector.js';
+import type { DetectionPipeline } from './pipeline.js';
+
+/** What the prober needs. */
+export interface ProberOptions {
+  /** The bridge's ifindex (probes go out of it). */
+  readonly bridge: number;
+  /** The bridge's current MAC (the probes' source), or null when it has none. */
+  readonly bridgeMac: () => string | null;
+  /** Where answers go as observations. */
+  readonly pipeline: Pick<DetectionPipeline, 'submit'>;
+  /** Resolves a MAC's port. */
+  readonly detector: Pick<ConflictDetector, 'portOf'>;
+  /** Resolves a MAC's or port's sandbox. */
+  readonly store: Pick<LeaseStore, 'snapshot'>;
+  /** Logger. */
+  readonly log: Logger;
+  /** Answer window of the pre-handout and boot probes (ms, default 100). */
+  readonly checkTimeoutMs?: number;
+  /** Called for every malformed ARP frame the probe socket saw. */
+  readonly onMalformed?: () => void;
+}
+
+/** Sends probes and reports what answered. */
+export class AddressProber {
+  readonly #o: ProberOptions;
+  readonly #probedSinceStart = new Set<string>();
+
+  /** Creates a prober; it sends nothing until asked. */
+  constructor(opts: ProberOptions) {
+    this.#o = opts;
+  }
+
+  /**
+   * Probes `ip` and lists every MAC that answered within `timeoutMs`.
+   *
+   * @throws BridgewardError MISSING_FEATURE without the native addon or a bridge MAC.
+   */
+  async probe(ip: string, timeoutMs: number): Promise<ProbeAnswer[]> {
+    const mac = this.#o.bridgeMac();
+    if (mac === null) {
+      throw new BridgewardError('MISSING_FEATURE', 'the bridge has no MAC to probe from');
+    }
+    const sent = Date.now();
+    const replies = await probeAddress({
+      ifindex: this.#o.bridge,
+      srcMac: mac,
+      ip,
+      timeoutMs,
+      onMalformed: this.#o.onMalformed,
+    });
+    this.#probedSinceStart.add(ip);
+    for (const r of replies) this.#observe(ip, r);
+    if (replies.length === 0) return [];
+    const { leases } = await this.#o.store.snapshot();
+    return replies.map((r) => {
+      const port = this.#o.detector.portOf(r.mac);
+      const lease =
+        leases.find((l) => l.mac === r.mac) ??
+        (port ? leases.find((l) => l.ifindex === port.ifindex) : undefined);
+      return {
+        mac: r.mac,
+        port: port?.name ?? null,
+        ifindex: port?.ifindex ?? null,
+        sandbox: lease?.sandbox ?? null,
+        rttMs: Math.max(0, r.at - sent),
+      };
+    });
+  }
+
+  /**
+   * The IPAM pre-handout check: probes an address the first time it is about to be handed out
+   * since start; evidence when anyone answered (the address is then skipped and quarantined).
+   */
+  async preHandoutCheck(ip: string): Promise<LiveEvidence | null> {
+    if (this.#probedSinceStart.has(ip)) return null;
+    const answers = await this.probe(ip, this.#o.checkTimeoutMs ?? 100);
+    if (answers.length === 0) return null;
+    return {
+      ip,
+      macs: answers.map((a) => a.mac),
+      ifindexes: answers.flatMap((a) => (a.ifindex === null ? [] : [a.ifindex])),
+      sources: ['probe'],
+      lastSeen: Date.now(),
+    };
+  }
+
+  /** Probes every leased address once (at boot), one at a time; failures are logged. */
+  async probeLeased(): Promise<number> {
+    const { leases } = await this.#o.store.snapshot();
+    let answered = 0;
+    for (const l of leases) {
+      try {
+        if ((await this.probe(l.ip, this.#o.checkTimeoutMs ?? 100)).length > 0) answered++;
+      } catch (err) {
+        this.#o.log.warn({ err, ip: l.ip }, 'boot probe failed');
+        return answered;
+      }
+    }
+    return answered;
+  }
+
+  #observe(ip: string, r: ProbeReply): void {
+    this.#o.pipeline.submit({
+      source: 'probe',
+      kind: 'probe-reply',
+      ip,
+      mac: r.mac,
+      ifindex: this.#o.detector.portOf(r.mac)?.ifindex ?? null,
+      at: r.at,
+    });
+  }
+}
