@@ -45,6 +45,7 @@ const commands: Record<string, (c: Command) => Promise<unknown>> = {
       arp: await values(metrics.portArpFrames),
       malformed: await values(metrics.portMalformedFrames),
       malformedTotal: await values(metrics.malformedFrames),
+      resyncs: await values(metrics.resyncs),
       run: observer.runStats(),
     };
   },

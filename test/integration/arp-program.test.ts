@@ -228,3 +228,16 @@ t.test('random frames: never dropped, kernel and TS parser agree on every one', 
   t.equal(s?.malformed ?? 0, malformed, 'malformed count matches the TS parser');
   t.ok(malformed > 100, `exercised ${malformed} malformed frames`);
 });
+
+t.test('a full ring buffer loses events, counts them, and keeps the bindings', async (t) => {
+  const prog = ArpProgram.load(null); // nobody reads its ring buffer
+  t.teardown(() => prog.close());
+  const n = 6000; // 6000 records of 48 + 8 bytes exceed the 256 KiB ring buffer
+  for (let i = 0; i < n; i++) {
+    prog.testRun(request(A, `10.9.${i >> 8}.${i & 255}`));
+  }
+  const s = prog.portStats().get(LO)!;
+  t.ok(s.lost > 0, `${s.lost} events lost`);
+  t.equal(s.events + s.lost, n, 'every new binding was either reported or counted as lost');
+  t.equal(prog.bindings().length, n, 'the map holds them all (what a re-sync reads)');
+});

@@ -99,6 +99,11 @@ class ObserverChild {
     await exited;
   }
 
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) the observer process. */
+  pause(paused: boolean): void {
+    this.#child.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   kill(): void {
     if (this.#child.exitCode === null) this.#child.kill('SIGKILL');
   }
@@ -270,6 +275,42 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
     t.equal(stats.malformedTotal.find((v) => v.labels.source === 'bpf')?.value, expected);
     const live = await obs.cmd<LiveEvidence[]>('live');
     t.ok(live.length >= 2, 'still serving');
+  });
+
+  await t.test('an observer that fell behind re-syncs from the map', async (t) => {
+    const n = 6000; // more new bindings than the ring buffer holds
+    const frames: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const ip = `10.9.${i >> 8}.${i & 255}`;
+      frames.push(
+        buildArpFrame({
+          ethDst: BROADCAST_MAC,
+          ethSrc: s1.mac,
+          vlan: null,
+          op: 'request',
+          senderMac: s1.mac,
+          senderIp: ip,
+          targetMac: ZERO_MAC,
+          targetIp: ip,
+        }),
+      );
+    }
+    obs.pause(true);
+    try {
+      await sendFrames(bed, s1, frames);
+    } finally {
+      obs.pause(false);
+    }
+    const stats = await obs.cmd<{ resyncs: { labels: { source: string }; value: number }[] }>(
+      'stats',
+    );
+    t.ok(stats.resyncs.find((v) => v.labels.source === 'bpf')?.value, 'a re-sync was counted');
+    const seen = new Set<string>();
+    for (let i = 0; i < 300 && seen.size < n; i++) {
+      for (const o of obs.obs) if (o.ip?.startsWith('10.9.')) seen.add(o.ip);
+      await sleep(10);
+    }
+    t.equal(seen.size, n, 'every new binding was observed, from the ring buffer or the map');
   });
 
   await t.test('a restart keeps the pinned history and what happened meanwhile', async (t) => {
