@@ -96,9 +96,13 @@ export interface PortStats {
 
 /** A raw map dump as the addon returns it. */
 export interface MapDump {
+  /** Bytes per key. */
   readonly keySize: number;
+  /** Bytes per value. */
   readonly valueSize: number;
+  /** Every key, concatenated. */
   readonly keys: Buffer;
+  /** Every value, concatenated in the same order. */
   readonly values: Buffer;
 }
 
@@ -241,7 +245,9 @@ export function bindingToObservation(b: KernelBinding, clock: ClockPair): Observ
 
 /** What user space last knew of a binding: its MAC and port. */
 export interface KnownBinding {
+  /** ARP sender MAC. */
   readonly mac: string;
+  /** Bridge port. */
   readonly ifindex: number;
 }
 

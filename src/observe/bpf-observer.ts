@@ -224,7 +224,10 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     prog.close();
     throw e;
   }
-  log.info({ ports: ports.size, pinDir: opts.pinDir }, 'eBPF observer running');
+  log.info(
+    { ports: ports.size, pinDir: opts.pinDir, progId: prog.runStats().id },
+    'eBPF observer running',
+  );
 
   const source: LiveSource = {
     name: 'bpf',
