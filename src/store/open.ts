@@ -1,6 +1,6 @@
 /**
  * Opens the lease store the configuration asks for: the SQLite file `leases.db` in the state
- * dir (default) or an etcd cluster.
+ * dir (default) or an etcd cluster (`etcd://host:port[,host:port]`).
  *
  * @example
  * const store = await openStore(cfg, log);
@@ -8,8 +8,8 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { BridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { openEtcdStore } from './etcd.js';
 import { openSqliteStore } from './sqlite.js';
 import type { LeaseStore } from './types.js';
 
@@ -31,8 +31,7 @@ export async function openStore(
     log.info({ store: 'sqlite', path }, 'store opened');
     return store;
   }
-  throw new BridgewardError(
-    'STORE_UNAVAILABLE',
-    'the etcd store backend is not available in this build',
-  );
+  const store = await openEtcdStore(cfg.store.endpoints);
+  log.info({ store: 'etcd', endpoints: cfg.store.endpoints }, 'store opened');
+  return store;
 }
