@@ -137,6 +137,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           listen: cfg.identityListen,
           gateway: cfg.gateway,
           store,
+          live: neighbours,
           log,
           requests: metrics.tokenRequests,
           tokenFiles: cfg.identityTokenDir

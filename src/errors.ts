@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   UNKNOWN_IDENTITY: 404,
   /** Too many failed attempts from one source. */
   RATE_LIMITED: 429,
+  /** The caller's MAC or bridge port is not the one its lease is bound to. */
+  BINDING_MISMATCH: 403,
   /** An unexpected internal failure. */
   INTERNAL: 500,
 } as const;

@@ -1,12 +1,14 @@
 /**
  * The decision of the token server, as a pure function of what it read at request time: the
- * request's headers, the lease on its source address and that lease's identity. Refusals are
- * `BridgewardError`s whose details say whether the client should retry and after how long.
+ * request's headers, the lease on its source address, that lease's identity and what the bridge
+ * sees at that address (MAC, port). Refusals are `BridgewardError`s whose details say whether
+ * the client should retry and after how long.
  *
  * @example
  * const lease = await store.leaseByIp(sourceIp);
  * const identity = lease && (await store.identity(lease.sandbox));
- * const decision = authorizeTokenRequest({ sourceIp, headers, lease, identity });
+ * const seen = (await neighbours.live()).get(sourceIp) ?? null;
+ * const decision = authorizeTokenRequest({ sourceIp, headers, lease, identity, seen });
  * if (!decision.ok) throw decision.error;
  */
 import { BridgewardError } from '../errors.js';
@@ -38,8 +40,19 @@ export function bearerSecret(header: string | undefined): string | null {
   return m ? (m[1] as string) : null;
 }
 
+/** What the bridge currently sees at the caller's address (empty lists: not known). */
+export interface SeenAtAddress {
+  /** MACs the address resolves to. */
+  readonly macs: readonly string[];
+  /** Bridge ports those MACs are learned on. */
+  readonly ifindexes: readonly number[];
+}
+
 /** A refusal the client can retry after `RETRY_AFTER_SECONDS`. */
-function retryable(code: 'UNKNOWN_ADDRESS' | 'UNKNOWN_IDENTITY', message: string): TokenDecision {
+function retryable(
+  code: 'UNKNOWN_ADDRESS' | 'UNKNOWN_IDENTITY' | 'BINDING_MISMATCH',
+  message: string,
+): TokenDecision {
   return {
     ok: false,
     error: new BridgewardError(code, message, {
@@ -59,15 +72,19 @@ function final(code: 'INVALID_ARGUMENT' | 'INVALID_SECRET', message: string): To
  * the identity's anchor, so it must be the caller's own); then a bearer secret must be present;
  * an address without a lease or a lease without an identity is retryable (the runtime may not
  * have allocated or registered yet); an identity bound to another lease (address or generation)
- * or a secret that does not match is final.
+ * or a secret that does not match is final. Last, once the lease knows its MAC or port, the
+ * bridge must see the address at that MAC and port: the kernel answers the connection at the
+ * MAC its neighbour entry holds, so a mismatch means someone else holds the address on the wire
+ * (or the entry is a moment old): retryable, and never a pass.
  */
 export function authorizeTokenRequest(facts: {
   sourceIp: string;
   headers: TokenRequestHeaders;
   lease: Lease | null;
   identity: Identity | null;
+  seen: SeenAtAddress | null;
 }): TokenDecision {
-  const { sourceIp, headers, lease, identity } = facts;
+  const { sourceIp, headers, lease, identity, seen } = facts;
   if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) {
     return final(
       'INVALID_ARGUMENT',
@@ -95,6 +112,23 @@ export function authorizeTokenRequest(facts: {
   }
   if (!secretMatches(secret, identity.secretHash)) {
     return final('INVALID_SECRET', `invalid secret for the sandbox on ${sourceIp}`);
+  }
+  if (lease.mac !== null && seen && seen.macs.length > 0 && !seen.macs.includes(lease.mac)) {
+    return retryable(
+      'BINDING_MISMATCH',
+      `${sourceIp} is seen at MAC ${seen.macs.join(',')} on the bridge, but its lease is bound to ${lease.mac}`,
+    );
+  }
+  if (
+    lease.ifindex !== null &&
+    seen &&
+    seen.ifindexes.length > 0 &&
+    !seen.ifindexes.includes(lease.ifindex)
+  ) {
+    return retryable(
+      'BINDING_MISMATCH',
+      `${sourceIp} is seen on bridge port ${seen.ifindexes.join(',')}, but its lease is bound to port ${lease.ifindex}`,
+    );
   }
   return { ok: true, identity, lease };
 }

@@ -5,7 +5,7 @@
  *
  * @example
  * const keys = await NodeKeys.open(join(stateDir, 'identity-keys.json'), new Date());
- * const jwt = await keys.sign(claims);
+ * const { token, kid } = await keys.sign(claims);
  * keys.jwks(new Date());
  */
 import { readFile } from 'node:fs/promises';
@@ -104,11 +104,12 @@ export class NodeKeys {
   }
 
   /** Signs `claims` as a JWT (header: alg EdDSA, typ JWT, kid of the active key). */
-  async sign(claims: TokenClaims): Promise<string> {
+  async sign(claims: TokenClaims): Promise<{ token: string; kid: string }> {
     const { kid, key } = this.#signer;
-    return new SignJWT(claims)
+    const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: KEY_ALG, typ: 'JWT', kid })
       .sign(await key);
+    return { token, kid };
   }
 
   /** The public JWKS at `now`. */

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { LeaseStore } from '../store/types.js';
+import type { LiveSource } from '../observe/types.js';
 import { TOKEN_TTL } from './claims.js';
 import { FailureLimiter } from './failure-limiter.js';
 import { NodeKeys } from './node-keys.js';
@@ -51,6 +52,7 @@ export async function startIdentity(opts: {
   listen: { host: string; port: number };
   gateway: string;
   store: LeaseStore;
+  live?: LiveSource;
   log: Logger;
   requests?: Counter<'result'>;
   tokenFiles?: { dir: string; intervalMs: number } | null;
@@ -63,6 +65,7 @@ export async function startIdentity(opts: {
       store: opts.store,
       keys,
       issuer,
+      ...(opts.live ? { live: opts.live } : {}),
       limiter: new FailureLimiter(FAILURE_LIMIT),
       log: opts.log,
       ...(opts.requests ? { requests: opts.requests } : {}),

@@ -110,7 +110,11 @@ export class TokenFiles {
     });
     const sandboxDir = join(this.#opts.dir, identity.sandbox);
     await mkdir(sandboxDir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(join(sandboxDir, TOKEN_FILE), await this.#opts.keys.sign(claims), 0o644);
+    await writeFileAtomic(
+      join(sandboxDir, TOKEN_FILE),
+      (await this.#opts.keys.sign(claims)).token,
+      0o644,
+    );
     this.#written.set(identity.sandbox, {
       generation: identity.generation,
       iat: claims.iat,

@@ -2,7 +2,9 @@
  * The token server sandboxes call on the gateway address (default `<gateway>:7123`):
  * `GET /v1/token` with `Authorization: Bearer <secret>` and optional `?audience=`/`?ttl=`
  * returns a JWT for the identity of the lease on the request's SOURCE address, read from the
- * lease store at request time (so a restart loses nothing); `GET /.well-known/jwks.json` serves
+ * lease store at request time (so a restart loses nothing), checks the secret and, once the
+ * lease knows them, that the bridge sees the address at the lease's MAC and port;
+ * `GET /.well-known/jwks.json` serves
  * the public keys. Refusals are JSON `{error, message, retryable}`, with `Retry-After` when
  * retrying helps. The secret is never logged.
  *
@@ -16,6 +18,7 @@ import type { Counter } from 'prom-client';
 import { BridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LeaseStore } from '../store/types.js';
+import type { LiveSource } from '../observe/types.js';
 import { authorizeTokenRequest } from './authorize.js';
 import { tokenClaims, tokenParams } from './claims.js';
 import type { FailureLimiter } from './failure-limiter.js';
@@ -28,6 +31,8 @@ export interface TokenServerDeps {
   readonly store: Pick<LeaseStore, 'leaseByIp' | 'identity'>;
   /** Signing keys. */
   readonly keys: NodeKeys;
+  /** What the bridge sees live (MAC, port per address), checked against a bound lease. */
+  readonly live?: LiveSource;
   /** The `iss` claim (the server's origin, e.g. `http://10.8.64.1:7123`). */
   readonly issuer: string;
   /** Per-source limit on failed requests. */
@@ -127,11 +132,14 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
       }
       const lease = await deps.store.leaseByIp(source);
       const identity = lease && (await deps.store.identity(lease.sandbox));
+      const bound = lease !== null && (lease.mac !== null || lease.ifindex !== null);
+      const seen = bound && deps.live ? ((await deps.live.live()).get(source) ?? null) : null;
       const decision = authorizeTokenRequest({
         sourceIp: source,
         headers: req.headers,
         lease,
         identity,
+        seen,
       });
       if (!decision.ok) {
         if (decision.error.details?.retryable !== true)
@@ -146,7 +154,7 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
         now: at,
         jti: randomUUID(),
       });
-      const token = await deps.keys.sign(claims);
+      const { token, kid } = await deps.keys.sign(claims);
       deps.requests?.inc({ result: 'ok' });
       log.info(
         {
@@ -156,7 +164,7 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
           aud: claims.aud,
           ttl: params.ttlSeconds,
           jti: claims.jti,
-          kid: deps.keys.activeKid,
+          kid,
         },
         'token issued',
       );

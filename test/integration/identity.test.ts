@@ -264,7 +264,7 @@ t.test('IP reuse: the old secret from that address is refused, the new owner wor
   t.match(payload, { sub: 'sandbox:new', generation: 2 });
 });
 
-t.test("a sandbox presenting another's secret, or a proxied request, is refused", async (t) => {
+t.test("another's secret, a proxied request, a MAC mismatch, an unleased address", async (t) => {
   const r = await runner(t);
   const a = await r.bed.addSandbox({ ip: '10.8.64.8' });
   const b = await r.bed.addSandbox({ ip: '10.8.64.9' });
@@ -279,6 +279,18 @@ t.test("a sandbox presenting another's secret, or a proxied request, is refused"
   t.equal(proxied.status, 400);
   t.match(proxied.body.message as string, /proxied requests/);
   t.equal((await token(r.bed, a, ra.secret)).status, 200, 'a itself still works');
+  // A lease bound to another interface's MAC: the bridge sees the address elsewhere.
+  const d = await r.bed.addSandbox({ ip: '10.8.64.12' });
+  await r.store.claim({ sandbox: 'd', ip: '10.8.64.12', mac: '02:00:00:00:0d:0d', at: new Date() });
+  const rd = await r.agent.json<RegistrationResult>(['identity', 'register', '--sandbox', 'd']);
+  const elsewhere = await token(r.bed, d, rd.secret);
+  t.equal(elsewhere.status, 403);
+  t.equal(elsewhere.body.error, 'BINDING_MISMATCH');
+  t.match(
+    elsewhere.body.message as string,
+    /is seen at MAC .* but its lease is bound to 02:00:00:00:0d:0d/,
+  );
+  t.equal(elsewhere.headers['retry-after'], '2');
   const c = await r.bed.addSandbox({ ip: '10.8.64.11' });
   const unleased = await token(r.bed, c, ra.secret);
   t.equal(unleased.status, 404);

@@ -9,6 +9,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { LeaseStore } from '../../src/store/types.js';
+import type { LiveEvidence, LiveSource } from '../../src/observe/types.js';
 import { FailureLimiter } from '../../src/identity/failure-limiter.js';
 import { NodeKeys } from '../../src/identity/node-keys.js';
 import { IdentityRegistry } from '../../src/identity/registry.js';
@@ -19,7 +20,7 @@ import { rejectsCode } from '../harness/expect-code.js';
 const ISSUER = 'http://10.8.64.1:7123';
 const URL = `${ISSUER}/v1/token`;
 
-async function setup(t: Test) {
+async function setup(t: Test, live?: LiveSource) {
   const dir = mkdtempSync(join(tmpdir(), 'bw-identity-'));
   const store: LeaseStore = openSqliteStore(join(dir, 'leases.db'));
   const keyFile = join(dir, 'identity-keys.json');
@@ -33,7 +34,14 @@ async function setup(t: Test) {
   });
   const log = createLogger('debug', sink);
   const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 60_000, maxSources: 100 });
-  const server = buildTokenServer({ store, keys, issuer: ISSUER, limiter, log });
+  const server = buildTokenServer({
+    store,
+    keys,
+    issuer: ISSUER,
+    limiter,
+    log,
+    ...(live ? { live } : {}),
+  });
   const registry = new IdentityRegistry(store, URL);
   t.teardown(async () => {
     await server.close();
@@ -270,4 +278,32 @@ t.test('keys persist across a reopen; rotation keeps the old key published', asy
     [rotation.kid],
     'the retired key leaves once its last token has expired',
   );
+});
+
+t.test('a lease bound to a MAC and port only passes where the bridge sees it', async (t) => {
+  const seen = new Map<string, LiveEvidence>();
+  const live: LiveSource = { name: 'netlink-neigh', live: async () => seen };
+  const s = await setup(t, live);
+  await s.store.claim({ sandbox: 'a', ip: '10.8.64.3', mac: '02:00:00:00:00:03', at: new Date() });
+  const reg = await s.registry.register({ sandbox: 'a', app: null, audiences: [] }, new Date());
+  t.equal((await s.get('10.8.64.3', reg.secret)).status, 200, 'nothing seen yet: not checked');
+  const at = (mac: string, ifindexes: number[]): LiveEvidence => ({
+    ip: '10.8.64.3',
+    macs: [mac],
+    ifindexes,
+    sources: ['netlink-neigh'],
+    lastSeen: Date.now(),
+  });
+  seen.set('10.8.64.3', at('02:00:00:00:00:99', [4]));
+  const r = await s.get('10.8.64.3', reg.secret);
+  t.equal(r.status, 403);
+  t.equal(r.body.error, 'BINDING_MISMATCH');
+  t.equal(r.body.retryable, true);
+  t.equal(r.headers['retry-after'], '2');
+  seen.set('10.8.64.3', at('02:00:00:00:00:03', [4]));
+  t.equal((await s.get('10.8.64.3', reg.secret)).status, 200, 'the lease MAC: passes');
+  await s.store.bind('a', { ifindex: 5 }, new Date());
+  t.equal((await s.get('10.8.64.3', reg.secret)).body.error, 'BINDING_MISMATCH', 'wrong port');
+  seen.set('10.8.64.3', at('02:00:00:00:00:03', [5]));
+  t.equal((await s.get('10.8.64.3', reg.secret)).status, 200, 'MAC and port match');
 });
