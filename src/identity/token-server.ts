@@ -183,12 +183,26 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
   return app;
 }
 
-/** Builds the token server and listens on `listen`. */
+/**
+ * Builds the token server and listens on `listen`.
+ *
+ * @throws BridgewardError INVALID_ARGUMENT naming `--identity-listen` when the address is busy
+ *   or not local.
+ */
 export async function startTokenServer(
   deps: TokenServerDeps,
   listen: { host: string; port: number },
 ): Promise<FastifyInstance> {
   const app = buildTokenServer(deps);
-  await app.listen({ host: listen.host, port: listen.port });
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (e) {
+    await app.close();
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new BridgewardError(
+      'INVALID_ARGUMENT',
+      `--identity-listen ${listen.host}:${listen.port}: ${code}`,
+    );
+  }
   return app;
 }

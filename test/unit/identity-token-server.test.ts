@@ -14,7 +14,11 @@ import { FailureLimiter } from '../../src/identity/failure-limiter.js';
 import { NodeKeys } from '../../src/identity/node-keys.js';
 import { IdentityRegistry } from '../../src/identity/registry.js';
 import { TOKEN_TTL } from '../../src/identity/claims.js';
-import { buildTokenServer, type TokenErrorBody } from '../../src/identity/token-server.js';
+import {
+  buildTokenServer,
+  startTokenServer,
+  type TokenErrorBody,
+} from '../../src/identity/token-server.js';
 import { rejectsCode } from '../harness/expect-code.js';
 
 const ISSUER = 'http://10.8.64.1:7123';
@@ -64,7 +68,7 @@ async function setup(t: Test, live?: LiveSource) {
   };
   const jwks = async () =>
     createLocalJWKSet((await server.inject({ url: '/.well-known/jwks.json' })).json());
-  return { dir, store, keys, keyFile, registry, get, jwks, logs: () => logText };
+  return { dir, store, keys, keyFile, registry, get, jwks, log, limiter, logs: () => logText };
 }
 
 const lease = (store: LeaseStore, sandbox: string, ip: string) =>
@@ -306,4 +310,15 @@ t.test('a lease bound to a MAC and port only passes where the bridge sees it', a
   t.equal((await s.get('10.8.64.3', reg.secret)).body.error, 'BINDING_MISMATCH', 'wrong port');
   seen.set('10.8.64.3', at('02:00:00:00:00:03', [5]));
   t.equal((await s.get('10.8.64.3', reg.secret)).status, 200, 'MAC and port match');
+});
+
+t.test('a listen address that is not local is a clear error', async (t) => {
+  const s = await setup(t);
+  const deps = { store: s.store, keys: s.keys, issuer: ISSUER, limiter: s.limiter, log: s.log };
+  const e = await rejectsCode(
+    t,
+    startTokenServer(deps, { host: '192.0.2.1', port: 7123 }),
+    'INVALID_ARGUMENT',
+  );
+  t.match((e as Error).message, /^--identity-listen 192\.0\.2\.1:7123: EADDRNOTAVAIL$/);
 });
