@@ -20,6 +20,12 @@ import { startApi } from './api/server.js';
 import { startMetricsServer } from './api/metrics-server.js';
 import { statusRoutes, type AgentStatus } from './api/status-routes.js';
 import { loadNative } from './native.js';
+import { NodePorts } from './nodeport/node-ports.js';
+import { openNftDriver } from './nodeport/nft-driver.js';
+import { clearConntrack } from './nodeport/conntrack.js';
+import { enableNodePortSysctls } from './nodeport/sysctls.js';
+import { HairpinPorts } from './nodeport/hairpin.js';
+import { portRoutes } from './api/port-routes.js';
 import { startIdentity } from './identity/service.js';
 import { identityRoutes } from './api/identity-routes.js';
 import { NeighbourObserver } from './observe/neighbours.js';
@@ -131,6 +137,20 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     reconciler.start(cfg.sweepSeconds);
     neighbours.onChange(() => reconciler.kick());
     closers.push(() => reconciler.stop());
+    log.info({ sysctls: await enableNodePortSysctls(bridge.name) }, 'node-port sysctls set');
+    const hairpin = new HairpinPorts(bridge.name);
+    const nodePorts = new NodePorts({
+      store,
+      nft: openNftDriver(),
+      table: { bridge: bridge.name, subnet: cfg.subnetText },
+      metrics,
+      log,
+      clearConntrack,
+      hairpin: (backends) => hairpin.update(backends),
+    });
+    await nodePorts.start();
+    nodePorts.startLoop(cfg.sweepSeconds * 1000);
+    closers.push(() => nodePorts.stop());
     const identity = cfg.identityListen
       ? await startIdentity({
           stateDir: cfg.stateDir,
@@ -158,6 +178,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       features: {
         nativeAddon: native.addon !== null,
         btf: features.btf,
+        nftables: nodePorts.status().driver,
         identity: identity?.tokenUrl ?? 'off',
       },
     });
@@ -169,6 +190,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         eventsRoutes({ findings: detection.detector, stream: detection.stream }),
         ...(prober ? [probeRoutes((ip, ms) => prober.probe(ip, ms))] : []),
         leaseRoutes({ ipam, store, reconciler }),
+        portRoutes(nodePorts),
         ...(identity ? [identityRoutes(identity)] : []),
       ],
     });

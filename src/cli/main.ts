@@ -12,6 +12,7 @@ import { statusVerbs } from './status.js';
 import { doctorVerbs } from './doctor.js';
 import { demoVerbs } from './demo.js';
 import { leaseVerbs } from './lease.js';
+import { portVerbs } from './port.js';
 import { identityVerbs } from './identity.js';
 import { conflictVerbs } from './conflicts.js';
 import type { Verb } from './verb.js';
@@ -25,6 +26,7 @@ export const VERBS: readonly Verb[] = [
   ...leaseVerbs,
   ...conflictVerbs,
   ...identityVerbs,
+  ...portVerbs,
 ];
 
 /** Exit code for bad usage (flags, config). */

@@ -13,7 +13,7 @@
  * All kernel work is serialised, so a verify never races an apply.
  *
  * @example
- * const np = new NodePorts({ store, nft: openNftDriver(), bridge: 'rt0', metrics, log, clearConntrack });
+ * const np = new NodePorts({ store, nft: openNftDriver(), table: { bridge: 'rt0', subnet: '10.8.64.0/24' }, metrics, log, clearConntrack });
  * await np.start();
  * await np.add({ proto: 'tcp', hostPort: 6667, sandbox: 'app-2', port: 8080 });
  */
@@ -23,10 +23,18 @@ import type { Metrics } from '../metrics.js';
 import type { LeaseStore, PortMapping } from '../store/types.js';
 import { desiredElements } from './desired.js';
 import { diffElements, isEmptyDiff, renderDiff } from './diff.js';
+import type { ElementChange } from './conntrack-flows.js';
+import type { Backend } from './hairpin.js';
 import type { NatElement, Proto } from './element.js';
 import { isNoSuchObject, type NftDriver, type NftDriverKind } from './nft-driver.js';
 import { parseTableListing, type TableListing } from './readback.js';
-import { LIST_TABLE, TABLE_FAMILY, TABLE_NAME, renderFullReplace } from './ruleset.js';
+import {
+  LIST_TABLE,
+  TABLE_FAMILY,
+  TABLE_NAME,
+  renderFullReplace,
+  type TableSpec,
+} from './ruleset.js';
 
 /** A node port as the API shows it: the mapping plus the backend address. */
 export interface NodePortView extends PortMapping {
@@ -52,14 +60,16 @@ export interface NodePortDeps {
   readonly store: Pick<LeaseStore, 'listPorts' | 'snapshot' | 'putPort' | 'removePort'>;
   /** Runs nft buffers. */
   readonly nft: NftDriver;
-  /** The sandbox bridge (hairpin and localhost masquerade match it). */
-  readonly bridge: string;
+  /** The bridge and sandbox subnet the fixed rules match. */
+  readonly table: TableSpec;
   /** Repair and transaction counters. */
   readonly metrics: Pick<Metrics, 'nodeportRepairs' | 'nftTransactions' | 'resyncs'>;
   /** Logger. */
   readonly log: Logger;
-  /** Deletes conntrack entries leading to old backends; resolves to how many. */
-  readonly clearConntrack: (stale: readonly NatElement[]) => Promise<number>;
+  /** Puts the bridge ports of backends in hairpin mode; resolves to unresolved addresses. */
+  readonly hairpin: (backends: readonly Backend[]) => Promise<string[]>;
+  /** Deletes the conntrack entries a change made stale; resolves to how many. */
+  readonly clearConntrack: (change: ElementChange) => Promise<number>;
 }
 
 /** Keeps the agent's table equal to the store's node ports. */
@@ -88,23 +98,22 @@ export class NodePorts {
   start(): Promise<void> {
     return this.#serial(async () => {
       const before = await this.#readTable();
-      const desired = await this.#desired();
+      const { desired, backends } = await this.#desired();
       await this.#fullReplace(desired);
       await this.#clearStale(before?.elements ?? [], desired);
+      await this.#hairpin(backends);
     });
   }
 
   /** Brings the table up to date with the store (one transaction for the changes). */
   sync(): Promise<void> {
     return this.#serial(async () => {
-      const desired = await this.#desired();
-      if (this.#applied === null) {
-        await this.#fullReplace(desired);
-        return;
-      }
+      const { desired, backends } = await this.#desired();
       const before = this.#applied;
-      await this.#applyDiff(before, desired);
-      await this.#clearStale(before, desired);
+      if (before === null) await this.#fullReplace(desired);
+      else await this.#applyDiff(before, desired);
+      await this.#clearStale(before ?? [], desired);
+      await this.#hairpin(backends);
     });
   }
 
@@ -207,10 +216,24 @@ export class NodePorts {
     return next;
   }
 
-  async #desired(): Promise<NatElement[]> {
+  async #desired(): Promise<{ desired: NatElement[]; backends: Backend[] }> {
     const ports = await this.#d.store.listPorts();
     const snap = await this.#d.store.snapshot();
-    return desiredElements(ports, snap.leases);
+    const used = new Set(ports.map((p) => p.sandbox));
+    const backends = snap.leases
+      .filter((l) => used.has(l.sandbox))
+      .map((l) => ({ ip: l.ip, mac: l.mac, ifname: l.ifname }));
+    return { desired: desiredElements(ports, snap.leases), backends };
+  }
+
+  async #hairpin(backends: readonly Backend[]): Promise<void> {
+    try {
+      const unresolved = await this.#d.hairpin(backends);
+      if (unresolved.length)
+        this.#d.log.debug({ unresolved }, 'bridge port of a node-port backend not known yet');
+    } catch (e) {
+      this.#d.log.warn({ err: e }, 'could not set hairpin mode on node-port backends');
+    }
   }
 
   async #readTable(): Promise<TableListing | null> {
@@ -234,7 +257,7 @@ export class NodePorts {
 
   async #fullReplace(desired: readonly NatElement[]): Promise<void> {
     this.#applied = null;
-    await this.#transaction(renderFullReplace(this.#d.bridge, desired));
+    await this.#transaction(renderFullReplace(this.#d.table, desired));
     const back = await this.#readTable();
     const d = back ? diffElements(back.elements, desired) : null;
     if (!back || !d || !isEmptyDiff(d) || back.foreign !== 0) {
@@ -268,15 +291,11 @@ export class NodePorts {
   }
 
   async #clearStale(before: readonly NatElement[], after: readonly NatElement[]): Promise<void> {
-    const stale = diffElements(before, after).remove;
-    if (stale.length === 0) return;
+    const d = diffElements(before, after);
+    if (isEmptyDiff(d)) return;
     try {
-      const deleted = await this.#d.clearConntrack(stale);
-      if (deleted > 0)
-        this.#d.log.info(
-          { deleted, stale: stale.length },
-          'cleared conntrack entries of old backends',
-        );
+      const deleted = await this.#d.clearConntrack({ added: d.add, removed: d.remove });
+      if (deleted > 0) this.#d.log.info({ deleted }, 'cleared stale conntrack entries');
     } catch (e) {
       this.#d.log.warn({ err: e }, 'could not clear conntrack entries of old backends');
     }

@@ -13,7 +13,7 @@
  *   would otherwise get the answer from an unexpected source).
  *
  * @example
- * const script = renderFullReplace('rt0', elements); // one transaction: the whole table anew
+ * const script = renderFullReplace({ bridge: 'rt0', subnet: '10.8.64.0/24' }, elements); // one transaction: the whole table anew
  */
 import { formatElement, type NatElement } from './element.js';
 
@@ -24,13 +24,21 @@ export const TABLE_NAME = 'bridgeward';
 /** Name of the node-port map inside the table. */
 export const MAP_NAME = 'nodeports';
 
+/** What the fixed rules depend on. */
+export interface TableSpec {
+  /** The sandbox bridge. */
+  readonly bridge: string;
+  /** The sandbox subnet in CIDR form. */
+  readonly subnet: string;
+}
+
 /**
  * Renders the table definition with the given elements (no add/delete around it).
  *
- * @example renderTable('rt0', []).startsWith('table ip bridgeward {'); // true
+ * @example renderTable({ bridge: 'rt0', subnet: '10.8.64.0/24' }, []).startsWith('table ip bridgeward {'); // true
  */
-export function renderTable(bridge: string, elements: readonly NatElement[]): string {
-  const br = JSON.stringify(bridge);
+export function renderTable(spec: TableSpec, elements: readonly NatElement[]): string {
+  const br = JSON.stringify(spec.bridge);
   const elems = elements.length
     ? `\t\telements = { ${elements.map(formatElement).join(',\n\t\t\t')} }\n`
     : '';
@@ -51,7 +59,7 @@ export function renderTable(bridge: string, elements: readonly NatElement[]): st
     `\tchain postrouting {\n` +
     `\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
     `\t\toifname ${br} ct status dnat ip saddr 127.0.0.0/8 masquerade\n` +
-    `\t\tiifname ${br} oifname ${br} ct status dnat masquerade\n` +
+    `\t\toifname ${br} ct status dnat ip saddr ${spec.subnet} masquerade\n` +
     `\t}\n` +
     `}\n`
   );
@@ -62,13 +70,13 @@ export function renderTable(bridge: string, elements: readonly NatElement[]): st
  * it, leftovers from a crash or another tool included) and define it anew, in one buffer, which
  * libnftables applies as one kernel transaction.
  *
- * @example renderFullReplace('rt0', []).split('\n')[1]; // 'delete table ip bridgeward'
+ * @example renderFullReplace({ bridge: 'rt0', subnet: '10.8.64.0/24' }, []).split('\n')[1]; // 'delete table ip bridgeward'
  */
-export function renderFullReplace(bridge: string, elements: readonly NatElement[]): string {
+export function renderFullReplace(spec: TableSpec, elements: readonly NatElement[]): string {
   return (
     `table ${TABLE_FAMILY} ${TABLE_NAME} {}\n` +
     `delete table ${TABLE_FAMILY} ${TABLE_NAME}\n` +
-    renderTable(bridge, elements)
+    renderTable(spec, elements)
   );
 }
 

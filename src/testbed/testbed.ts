@@ -31,6 +31,18 @@ export interface Sandbox {
   readonly ip: string | null;
 }
 
+/** A client namespace outside the runner, linked to it by a veth with its own /30. */
+export interface OutsideClient {
+  /** The client's namespace. */
+  readonly netns: string;
+  /** The runner's side of the link (in the runner namespace). */
+  readonly runnerIf: string;
+  /** The runner's address on that link (its "outside" address). */
+  readonly runnerIp: string;
+  /** The client's address. */
+  readonly clientIp: string;
+}
+
 /** Options for `Testbed.create`. */
 export interface TestbedOptions {
   /** Sandbox subnet; the gateway (first host) goes on the bridge. */
@@ -159,6 +171,42 @@ export class Testbed {
   async setSandboxIp(netns: string, ip: string): Promise<void> {
     await run(['ip', 'addr', 'add', `${ip}/${this.prefixLength}`, 'dev', 'eth0'], { netns });
     await run(['ip', 'route', 'add', 'default', 'via', this.gateway], { netns, check: false });
+  }
+
+  /**
+   * Adds an "outside client" namespace linked to the runner by a veth with its own /30: the
+   * runner side gets `runnerIp` (the runner's outside address) and forwards what arrives on it,
+   * as a runner's uplink does; the client gets `clientIp` and a default route via the runner.
+   */
+  async addOutsideClient(
+    opts: { runnerIp?: string; clientIp?: string } = {},
+  ): Promise<OutsideClient> {
+    const runnerIp = opts.runnerIp ?? '10.255.0.1';
+    const clientIp = opts.clientIp ?? '10.255.0.2';
+    const netns = `bw-${this.id}-c`;
+    const runnerIf = `bw${this.id}up`;
+    await this.#addNetns(netns);
+    await this.ip([
+      'link',
+      'add',
+      runnerIf,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      netns,
+    ]);
+    await this.ip(['addr', 'add', `${runnerIp}/30`, 'dev', runnerIf]);
+    await this.ip(['link', 'set', runnerIf, 'up']);
+    await run(['sysctl', '-qw', `net.ipv4.conf.${runnerIf}.forwarding=1`], {
+      netns: this.runnerNs,
+    });
+    await run(['ip', 'addr', 'add', `${clientIp}/30`, 'dev', 'eth0'], { netns });
+    await run(['ip', 'link', 'set', 'eth0', 'up'], { netns });
+    await run(['ip', 'route', 'add', 'default', 'via', runnerIp], { netns });
+    return { netns, runnerIf, runnerIp, clientIp };
   }
 
   /** Deletes one sandbox's namespace (its veth goes with it). */

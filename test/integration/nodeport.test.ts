@@ -1,0 +1,384 @@
+// Node ports end to end: the agent in a runner namespace with real nftables, real TCP/UDP
+// traffic from the runner (127.0.0.1), an outside client and the sandbox itself (hairpin).
+import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { Testbed, type OutsideClient, type Sandbox } from '../../src/testbed/testbed.js';
+import { AgentProcess } from '../../src/testbed/agent-process.js';
+import { NameServer, UdpPinger, askName } from '../../src/testbed/name-server.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { SQLITE_FILE } from '../../src/store/open.js';
+import type { AgentStatus } from '../../src/api/status-routes.js';
+import type { NodePortView } from '../../src/nodeport/node-ports.js';
+import { parseTableListing, type TableListing } from '../../src/nodeport/readback.js';
+import { run } from '../../src/exec.js';
+
+const SUBNET = '10.8.64.0/24';
+const METRICS = '127.0.0.1:9464';
+
+interface Rig {
+  bed: Testbed;
+  outside: OutsideClient;
+  agent: AgentProcess;
+}
+
+async function rig(t: Test): Promise<Rig> {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  const outside = await bed.addOutsideClient();
+  const agent = AgentProcess.start(bed, {
+    subnet: SUBNET,
+    'sweep-seconds': '1',
+    'metrics-listen': METRICS,
+  });
+  const r = { bed, outside, agent };
+  t.teardown(async () => {
+    await r.agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  return r;
+}
+
+async function table(bed: Testbed): Promise<TableListing> {
+  const r = await run(['nft', '-j', 'list', 'table', 'ip', 'bridgeward'], { netns: bed.runnerNs });
+  return parseTableListing(r.stdout);
+}
+
+async function repairs(bed: Testbed): Promise<number> {
+  const r = await run(['curl', '-s', `http://${METRICS}/metrics`], { netns: bed.runnerNs });
+  return Number(/^bridgeward_nodeport_repairs_total (\d+)/m.exec(r.stdout)?.[1] ?? NaN);
+}
+
+async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A sandbox namespace with a lease from the agent (the address the allocator chose). */
+async function leasedSandbox(r: Rig, id: string): Promise<Sandbox & { ip: string }> {
+  const sb = await r.bed.addSandbox();
+  const lease = await r.agent.json<{ ip: string }>([
+    'lease',
+    'allocate',
+    '--sandbox',
+    id,
+    '--mac',
+    sb.mac,
+  ]);
+  await r.bed.setSandboxIp(sb.netns, lease.ip);
+  // A booted sandbox has talked to its gateway, so the bridge knows its port.
+  await r.bed.exec(sb.netns, ['ping', '-c1', '-W1', r.bed.gateway], { check: false });
+  return { ...sb, ip: lease.ip };
+}
+
+t.test('25 deploy cycles on tcp/6667: one element, reachable three ways each time', async (t) => {
+  const r = await rig(t);
+  const status = await r.agent.json<AgentStatus>(['status']);
+  t.equal(status.features.nftables, 'libnftables', 'in-process libnftables in use');
+  const sysctl = await run(['sysctl', '-n', 'net.ipv4.conf.rt0.route_localnet'], {
+    netns: r.bed.runnerNs,
+  });
+  t.equal(sysctl.stdout.trim(), '1', 'route_localnet on the bridge');
+  const all = await run(['sysctl', '-n', 'net.ipv4.conf.all.route_localnet'], {
+    netns: r.bed.runnerNs,
+  });
+  t.equal(all.stdout.trim(), '0', 'route_localnet not on all');
+
+  let prev: { id: string; sb: Sandbox; srv: NameServer } | null = null;
+  let last = '';
+  const failures: string[] = [];
+  for (let i = 1; i <= 25; i++) {
+    const id = `app-v${i}`;
+    const sb = await leasedSandbox(r, id);
+    const srv = await NameServer.start(sb.netns, 'tcp', 8080, id);
+    if (prev) await r.agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '6667']);
+    const view = await r.agent.json<NodePortView>([
+      'port',
+      'add',
+      '--sandbox',
+      id,
+      '--proto',
+      'tcp',
+      '--host-port',
+      '6667',
+      '--port',
+      '8080',
+    ]);
+    if (view.addr !== sb.ip) failures.push(`cycle ${i}: add answered ${view.addr}`);
+    if (prev) {
+      await prev.srv.stop();
+      await r.bed.removeSandbox(prev.sb);
+      await r.agent.json(['lease', 'release', '--sandbox', prev.id]);
+    }
+    const els = (await table(r.bed)).elements.filter((e) => e.hostPort === 6667);
+    if (els.length !== 1 || els[0]?.addr !== sb.ip) {
+      failures.push(`cycle ${i}: elements ${JSON.stringify(els)}`);
+    }
+    const answers = {
+      localhost: await askName(r.bed.runnerNs, 'tcp', '127.0.0.1', 6667),
+      outside: await askName(r.outside.netns, 'tcp', r.outside.runnerIp, 6667),
+      hairpin: await askName(sb.netns, 'tcp', r.outside.runnerIp, 6667),
+    };
+    for (const [how, got] of Object.entries(answers)) {
+      if (got !== id) failures.push(`cycle ${i}: ${how} reached ${JSON.stringify(got)}`);
+    }
+    prev = { id, sb, srv };
+    last = sb.ip;
+  }
+  await prev?.srv.stop();
+  t.same(
+    failures,
+    [],
+    'every cycle: exactly one element, and 127.0.0.1, outside and hairpin reach the live sandbox',
+  );
+  const list = await r.agent.json<NodePortView[]>(['port', 'list']);
+  t.same(list, [{ proto: 'tcp', hostPort: 6667, sandbox: 'app-v25', port: 8080, addr: last }]);
+});
+
+t.test(
+  'SIGKILL between store commit and nft apply: restart rebuilds the table from the store',
+  async (t) => {
+    const r = await rig(t);
+    const a = await leasedSandbox(r, 'a');
+    const b = await leasedSandbox(r, 'b');
+    await r.agent.json([
+      'port',
+      'add',
+      '--sandbox',
+      'a',
+      '--proto',
+      'tcp',
+      '--host-port',
+      '7001',
+      '--port',
+      '80',
+    ]);
+    await r.agent.json([
+      'port',
+      'add',
+      '--sandbox',
+      'a',
+      '--proto',
+      'udp',
+      '--host-port',
+      '7002',
+      '--port',
+      '53',
+    ]);
+    t.equal((await r.agent.stop('SIGKILL')).code, null, 'killed');
+    // Commits the agent never applied: a moved port, a removed port, a new one.
+    const store = openSqliteStore(join(r.agent.stateDir, SQLITE_FILE));
+    await store.removePort('tcp', 7001, new Date());
+    await store.putPort({ proto: 'tcp', hostPort: 7001, sandbox: 'b', port: 8080 }, new Date());
+    await store.removePort('udp', 7002, new Date());
+    await store.putPort({ proto: 'tcp', hostPort: 7003, sandbox: 'b', port: 8081 }, new Date());
+    await store.close();
+    t.same(
+      (await table(r.bed)).elements.map((e) => `${e.proto}/${e.hostPort}->${e.addr}`),
+      [`tcp/7001->${a.ip}`, `udp/7002->${a.ip}`],
+      'the kernel still holds the old state',
+    );
+    r.agent = AgentProcess.start(
+      r.bed,
+      { subnet: SUBNET, 'sweep-seconds': '1', 'metrics-listen': METRICS },
+      r.agent,
+    );
+    await r.agent.ready();
+    t.same(
+      (await table(r.bed)).elements,
+      [
+        { proto: 'tcp', hostPort: 7001, addr: b.ip, port: 8080 },
+        { proto: 'tcp', hostPort: 7003, addr: b.ip, port: 8081 },
+      ],
+      'table matches the store, nothing stale',
+    );
+    const srv = await NameServer.start(b.netns, 'tcp', 8080, 'b');
+    t.teardown(() => srv.stop());
+    t.equal(
+      await askName(r.outside.netns, 'tcp', r.outside.runnerIp, 7001),
+      'b',
+      'moved port reaches b',
+    );
+  },
+);
+
+t.test('drift: flushed table, deleted and edited elements are repaired and counted', async (t) => {
+  const r = await rig(t);
+  const a = await leasedSandbox(r, 'a');
+  await r.agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'a',
+    '--proto',
+    'tcp',
+    '--host-port',
+    '6667',
+    '--port',
+    '80',
+  ]);
+  await r.agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'a',
+    '--proto',
+    'udp',
+    '--host-port',
+    '6668',
+    '--port',
+    '53',
+  ]);
+  const srv = await NameServer.start(a.netns, 'tcp', 80, 'a');
+  t.teardown(() => srv.stop());
+  const good = await table(r.bed);
+  t.equal(await repairs(r.bed), 0);
+  const nft = (cmd: string) => run(['nft', cmd], { netns: r.bed.runnerNs });
+  const healed = async (what: string, count: number) => {
+    await waitFor(what, async () => {
+      const now = await table(r.bed).catch(() => null);
+      return (
+        now?.structure === good.structure &&
+        JSON.stringify(now.elements) === JSON.stringify(good.elements)
+      );
+    });
+    t.pass(`${what}: table restored`);
+    await waitFor(`${what} counted`, async () => (await repairs(r.bed)) >= count);
+    t.equal(await repairs(r.bed), count, `${what}: repairs counted`);
+  };
+  await nft('flush table ip bridgeward');
+  await healed('flush table', 1);
+  t.equal(await askName(r.outside.netns, 'tcp', r.outside.runnerIp, 6667), 'a', 'reachable again');
+  await nft('delete element ip bridgeward nodeports { tcp . 6667 }');
+  await healed('deleted element', 2);
+  await nft('delete element ip bridgeward nodeports { udp . 6668 }');
+  await nft(
+    'add element ip bridgeward nodeports { udp . 6668 : 10.8.64.99 . 53, tcp . 9 : 10.8.64.99 . 9 }',
+  );
+  await healed('edited elements', 3);
+  await nft('delete table ip bridgeward');
+  await healed('deleted table', 4);
+  await run(['nft', 'add table ip other; add chain ip other c; add rule ip other c accept'], {
+    netns: r.bed.runnerNs,
+  });
+  await new Promise((res) => setTimeout(res, 1500));
+  const other = await run(['nft', 'list table ip other'], { netns: r.bed.runnerNs });
+  t.match(other.stdout, /accept/, 'other tables are never touched');
+  t.equal(await repairs(r.bed), 4, 'no repair without drift');
+});
+
+t.test('UDP mapping moved: a client that keeps sending reaches the new backend', async (t) => {
+  const r = await rig(t);
+  const a = await leasedSandbox(r, 'a');
+  const b = await leasedSandbox(r, 'b');
+  const sa = await NameServer.start(a.netns, 'udp', 5353, 'a');
+  const sb = await NameServer.start(b.netns, 'udp', 5353, 'b');
+  await r.agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'a',
+    '--proto',
+    'udp',
+    '--host-port',
+    '5300',
+    '--port',
+    '5353',
+  ]);
+  const pinger = UdpPinger.start(r.outside.netns, r.outside.runnerIp, 5300, 50);
+  t.teardown(async () => {
+    await pinger.stop();
+    await sa.stop();
+    await sb.stop();
+  });
+  await waitFor('answers from a', async () => pinger.answers.includes('a'));
+  await r.agent.json(['port', 'remove', '--proto', 'udp', '--host-port', '5300']);
+  await r.agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'b',
+    '--proto',
+    'udp',
+    '--host-port',
+    '5300',
+    '--port',
+    '5353',
+  ]);
+  const mark = pinger.answers.length;
+  await waitFor('answers from b', async () => pinger.answers.slice(mark).includes('b'), 5000);
+  await new Promise((res) => setTimeout(res, 500));
+  const after = pinger.answers.slice(pinger.answers.lastIndexOf('a') + 1);
+  t.ok(
+    after.length >= 5 && after.every((x) => x === 'b'),
+    `only b answers now (${after.length} answers)`,
+  );
+  t.equal(pinger.answers.slice(-1)[0], 'b');
+});
+
+t.test('clear errors for bad port requests; nothing changes', async (t) => {
+  const r = await rig(t);
+  const a = await leasedSandbox(r, 'a');
+  await leasedSandbox(r, 'b');
+  await r.agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'a',
+    '--proto',
+    'tcp',
+    '--host-port',
+    '8000',
+    '--port',
+    '80',
+  ]);
+  const cases: [string[], number, RegExp][] = [
+    [
+      ['--sandbox', 'b', '--proto', 'tcp', '--host-port', '8000', '--port', '80'],
+      1,
+      /tcp\/8000 is already mapped to sandbox a/,
+    ],
+    [
+      ['--sandbox', 'a', '--proto', 'tcp', '--host-port', '70000', '--port', '80'],
+      2,
+      /--host-port "70000": expected a whole number 1\.\.65535/,
+    ],
+    [
+      ['--sandbox', 'a', '--proto', 'tcp', '--host-port', '8001', '--port', '0'],
+      2,
+      /--port "0": expected a whole number 1\.\.65535/,
+    ],
+    [
+      ['--sandbox', 'nobody', '--proto', 'tcp', '--host-port', '8001', '--port', '80'],
+      1,
+      /sandbox nobody has no active lease/,
+    ],
+    [
+      ['--sandbox', 'a', '--proto', 'sctp', '--host-port', '8001', '--port', '80'],
+      2,
+      /--proto "sctp": unknown protocol, expected tcp or udp/,
+    ],
+  ];
+  for (const [args, code, re] of cases) {
+    const res = await r.agent.cli(['port', 'add', ...args]);
+    t.equal(res.code, code, args.join(' '));
+    t.match(res.stderr, re);
+  }
+  const gone = await r.agent.cli(['port', 'remove', '--proto', 'udp', '--host-port', '8000']);
+  t.equal(gone.code, 1);
+  t.match(gone.stderr, /no node port udp\/8000/);
+  t.same(
+    (await table(r.bed)).elements,
+    [{ proto: 'tcp', hostPort: 8000, addr: a.ip, port: 80 }],
+    'table unchanged',
+  );
+  const list = await r.agent.cli(['port', 'list']);
+  t.match(
+    list.stdout,
+    new RegExp(
+      `^PROTO\\s+HOST-PORT\\s+SANDBOX\\s+ADDRESS\\s+PORT\\ntcp\\s+8000\\s+a\\s+${a.ip.replaceAll('.', '\\.')}\\s+80\\n$`,
+    ),
+  );
+});
