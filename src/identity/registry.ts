@@ -26,6 +26,7 @@ import {
 export class IdentityRegistry {
   readonly #store: LeaseStore;
   readonly #tokenUrl: string;
+  #serial: Promise<unknown> = Promise.resolve();
 
   /** A registry over `store`; results point sandboxes at `tokenUrl`. */
   constructor(store: LeaseStore, tokenUrl: string) {
@@ -40,7 +41,11 @@ export class IdentityRegistry {
    * @throws BridgewardError UNKNOWN_SANDBOX without an active lease; CONFLICT when this lease
    *   already has an identity (use rotate or revoke).
    */
-  async register(req: RegisterRequest, now: Date): Promise<RegistrationResult> {
+  register(req: RegisterRequest, now: Date): Promise<RegistrationResult> {
+    return this.#oneAtATime(() => this.#register(req, now));
+  }
+
+  async #register(req: RegisterRequest, now: Date): Promise<RegistrationResult> {
     const lease = await this.#lease(req.sandbox);
     const existing = await this.#store.identity(req.sandbox);
     if (existing && boundTo(existing, lease)) {
@@ -61,7 +66,11 @@ export class IdentityRegistry {
    * @throws BridgewardError UNKNOWN_SANDBOX without an active lease; UNKNOWN_IDENTITY when it
    *   has no identity for that lease.
    */
-  async rotate(sandbox: string, now: Date): Promise<RegistrationResult> {
+  rotate(sandbox: string, now: Date): Promise<RegistrationResult> {
+    return this.#oneAtATime(() => this.#rotate(sandbox, now));
+  }
+
+  async #rotate(sandbox: string, now: Date): Promise<RegistrationResult> {
     const identity = await this.#current(sandbox);
     const secret = newSecret();
     const rotated = rotatedIdentity(identity, hashSecret(secret), now);
@@ -74,7 +83,11 @@ export class IdentityRegistry {
    *
    * @throws BridgewardError UNKNOWN_IDENTITY when it has none.
    */
-  async revoke(sandbox: string, now: Date): Promise<IdentityView> {
+  revoke(sandbox: string, now: Date): Promise<IdentityView> {
+    return this.#oneAtATime(() => this.#revoke(sandbox, now));
+  }
+
+  async #revoke(sandbox: string, now: Date): Promise<IdentityView> {
     const identity = await this.#store.identity(sandbox);
     if (!identity || !(await this.#store.removeIdentity(sandbox, now))) {
       throw new BridgewardError('UNKNOWN_IDENTITY', `sandbox ${sandbox} has no identity`);
@@ -89,6 +102,13 @@ export class IdentityRegistry {
    */
   async show(sandbox: string): Promise<IdentityView> {
     return identityView(await this.#current(sandbox));
+  }
+
+  /** Runs mutations one after another, so a check and its write are never interleaved. */
+  #oneAtATime<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.#serial.then(f);
+    this.#serial = next.catch(() => undefined);
+    return next;
   }
 
   async #lease(sandbox: string): Promise<Lease> {

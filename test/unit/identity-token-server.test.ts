@@ -233,6 +233,18 @@ t.test('registry: conflicts, rotate, revoke, show', async (t) => {
     'CONFLICT',
     'a second register is refused',
   );
+  await lease(s.store, 'c', '10.8.64.5');
+  const racing = await Promise.allSettled([
+    s.registry.register({ sandbox: 'c', app: null, audiences: [] }, now),
+    s.registry.register({ sandbox: 'c', app: null, audiences: [] }, now),
+  ]);
+  t.same(
+    racing.map((r) => r.status),
+    ['fulfilled', 'rejected'],
+    'of two concurrent registers exactly one wins; its secret is the one that works',
+  );
+  const winner = racing[0] as PromiseFulfilledResult<{ secret: string }>;
+  t.equal((await s.get('10.8.64.5', winner.value.secret)).status, 200);
   const rotated = await s.registry.rotate('a', new Date());
   t.not(rotated.secret, first.secret);
   t.equal(rotated.app, 'x', 'rotation keeps the app');
