@@ -4,9 +4,10 @@
  * stdout is one JSON object with the figures and ratios (keys in shared/design/BENCH.md).
  */
 import type { Benchmark } from './benchmark.js';
+import { ipamBench } from './ipam.js';
 
 /** Every benchmark by name. Each issue that names one adds it here. */
-export const BENCHMARKS: Record<string, Benchmark> = {};
+export const BENCHMARKS: Record<string, Benchmark> = { ipam: ipamBench };
 
 async function main(argv: string[]): Promise<number> {
   const name = argv[0];

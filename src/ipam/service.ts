@@ -47,6 +47,9 @@ export interface ReleaseResult {
   readonly stillLive: LiveEvidence | null;
 }
 
+/** Delay of the coalesced lease-gauge refresh after allocations and releases. */
+const METRICS_DELAY_MS = 250;
+
 /** How many times an allocation re-chooses after losing its address to another writer. */
 const MAX_CLAIM_ATTEMPTS = 16;
 
@@ -60,6 +63,7 @@ export class IpamService {
   readonly #mutex = new Mutex();
   readonly #sources: LiveSource[] = [];
   #check: PreHandoutCheck | null = null;
+  #metricsTimer: NodeJS.Timeout | null = null;
 
   /** Builds the service; add live sources and a pre-handout check before serving. */
   constructor(opts: IpamOptions) {
@@ -113,7 +117,7 @@ export class IpamService {
         this.#metrics?.allocations.inc({ result });
         throw e;
       } finally {
-        await this.refreshMetrics();
+        this.#scheduleMetrics();
       }
     });
   }
@@ -134,7 +138,7 @@ export class IpamService {
         }
         return { lease, stillLive: evidence };
       } finally {
-        await this.refreshMetrics();
+        this.#scheduleMetrics();
       }
     });
   }
@@ -173,6 +177,16 @@ export class IpamService {
     return this.#mutex.run(f);
   }
 
+  /** Refreshes the addresses-by-state gauge soon (at most once per METRICS_DELAY_MS). */
+  #scheduleMetrics(): void {
+    if (!this.#metrics || this.#metricsTimer) return;
+    this.#metricsTimer = setTimeout(() => {
+      this.#metricsTimer = null;
+      void this.refreshMetrics();
+    }, METRICS_DELAY_MS);
+    this.#metricsTimer.unref();
+  }
+
   /** Updates the addresses-by-state gauge from a fresh snapshot. */
   async refreshMetrics(live?: ReadonlyMap<string, LiveEvidence>): Promise<void> {
     if (!this.#metrics) return;
@@ -196,12 +210,11 @@ export class IpamService {
   }
 
   async #allocate(sandbox: string, mac: string | null): Promise<ClaimResult> {
-    const mine = await this.#store.leaseBySandbox(sandbox);
-    if (mine) return { lease: await this.#bindMac(mine, mac), existing: true };
     const skip = new Set<string>();
-    const live = await this.live();
+    let live: Map<string, LiveEvidence> | null = null;
     for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt++) {
       const snapshot = await this.#store.snapshot();
+      live ??= await this.live();
       const now = this.#now();
       const d = chooseAddress({
         pool: this.#pool,

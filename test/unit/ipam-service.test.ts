@@ -116,6 +116,7 @@ t.test('exhaustion says how many are quarantined and cooling; metrics follow', a
   await ipam.allocate('later', null);
   const e = await rejectsCode(t, ipam.allocate('none', null), 'POOL_EXHAUSTED');
   t.match(String(e), /28 active, 1 quarantined, 0 cooling/);
+  await ipam.refreshMetrics();
   const text = await metrics.registry.metrics();
   t.match(text, /bridgeward_leases\{state="active"\} 28/);
   t.match(text, /bridgeward_leases\{state="quarantined"\} 1/);

@@ -1,0 +1,175 @@
+/**
+ * `npm run bench -- ipam [--ops N] [--clients C] [--rounds R]`: allocation throughput of
+ * bridgeward through its API (allocate + release of distinct sandboxes, C concurrent clients,
+ * SQLite store with synchronous=FULL) against Debian's CNI `host-local` IPAM plugin executed as
+ * a CNI plugin (ADD + DEL, C concurrent), in alternating rounds on the same machine.
+ *
+ * Before the first round every pool address is handed out once, so bridgeward's pre-handout ARP
+ * probe (once per address since start) is paid up front and not in the timed rounds.
+ *
+ * @example
+ * npm run bench -- ipam --ops 1000 --clients 8 --rounds 3
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { apiRequest } from '../src/api/client.js';
+import type { AllocationView } from '../src/api/lease-routes.js';
+import { AgentProcess } from '../src/testbed/agent-process.js';
+import { Testbed } from '../src/testbed/testbed.js';
+import { median, progress, quantile, type Benchmark } from './benchmark.js';
+
+const SUBNET = '10.9.0.0/26';
+const POOL_SIZE = 61;
+const HOST_LOCAL = '/usr/lib/cni/host-local';
+
+/** One timed round: pairs per second and the latency of each allocation (ms). */
+interface Round {
+  readonly perSecond: number;
+  readonly allocMs: number[];
+}
+
+/** Runs `ops` allocate+release pairs over `clients` concurrent workers. */
+async function timed(
+  ops: number,
+  clients: number,
+  pair: (i: number) => Promise<number>,
+): Promise<Round> {
+  let next = 0;
+  const allocMs: number[] = [];
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < ops) allocMs.push(await pair(next++));
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { perSecond: ops / seconds, allocMs };
+}
+
+/** One bridgeward allocate + release through the API; returns the allocate latency. */
+async function bridgewardPair(socket: string, sandbox: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await apiRequest<AllocationView>(socket, 'POST', '/v1/leases', { sandbox });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  await apiRequest(socket, 'DELETE', `/v1/leases/${sandbox}`);
+  return ms;
+}
+
+/** Executes host-local once with a CNI command. */
+function hostLocal(
+  command: 'ADD' | 'DEL',
+  id: string,
+  netconf: string,
+  netns: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(HOST_LOCAL, [], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      env: {
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: id,
+        CNI_NETNS: netns,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+      },
+    });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`host-local ${command} exited ${code}: ${err}`)),
+    );
+    child.stdin?.end(netconf);
+  });
+}
+
+/** One host-local ADD + DEL; returns the ADD latency. */
+async function hostLocalPair(id: string, netconf: string, netns: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await hostLocal('ADD', id, netconf, netns);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  await hostLocal('DEL', id, netconf, netns);
+  return ms;
+}
+
+const round2 = (x: number | null, d = 2): number | null =>
+  x === null || !Number.isFinite(x) ? null : Number(x.toFixed(d));
+
+/** The ipam benchmark. */
+export const ipamBench: Benchmark = {
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        ops: { type: 'string', default: '1000' },
+        clients: { type: 'string', default: '8' },
+        rounds: { type: 'string', default: '3' },
+      },
+    });
+    const ops = Number(values.ops);
+    const clients = Number(values.clients);
+    const rounds = Number(values.rounds);
+    const notes: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'bw-bench-ipam-'));
+    const bed = await Testbed.create({ subnet: SUBNET });
+    const agent = AgentProcess.start(bed, { subnet: SUBNET, 'identity-listen': 'off' });
+    try {
+      await agent.ready(60_000);
+      const netns = `/run/netns/${bed.runnerNs}`;
+      const netconf = JSON.stringify({
+        cniVersion: '0.4.0',
+        name: `bw-bench-${bed.id}`,
+        ipam: { type: 'host-local', subnet: SUBNET, dataDir: join(dir, 'host-local') },
+      });
+      progress(`warm-up: handing out each of the ${POOL_SIZE} pool addresses once`);
+      for (let i = 0; i < POOL_SIZE; i++) await bridgewardPair(agent.socket, `warm-${i}`);
+      await hostLocalPair('warm', netconf, netns);
+
+      const bw: Round[] = [];
+      const hl: Round[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const b = await timed(ops, clients, (i) => bridgewardPair(agent.socket, `r${r}-s${i}`));
+        bw.push(b);
+        progress(`round ${r + 1}: bridgeward ${b.perSecond.toFixed(0)} allocations/s`);
+        const h = await timed(ops, clients, (i) => hostLocalPair(`r${r}-c${i}`, netconf, netns));
+        hl.push(h);
+        progress(`round ${r + 1}: host-local ${h.perSecond.toFixed(0)} allocations/s`);
+      }
+      const bwRate = median(bw.map((x) => x.perSecond));
+      const hlRate = median(hl.map((x) => x.perSecond));
+      const ratio = median(bw.map((x, i) => x.perSecond / (hl[i] as Round).perSecond));
+      const p99 = quantile(
+        bw.flatMap((x) => x.allocMs),
+        0.99,
+      );
+      notes.push(
+        `${clients} concurrent clients; one allocation = allocate + release (bridgeward) or ADD + DEL (host-local)`,
+      );
+      return {
+        fsync: true,
+        ops,
+        rounds,
+        clients,
+        bridgeward_allocs_per_s: round2(bwRate, 1),
+        hostlocal_allocs_per_s: round2(hlRate, 1),
+        ratio_vs_hostlocal: round2(ratio),
+        bridgeward_alloc_p99_ms: round2(p99, 3),
+        hostlocal_add_p99_ms: round2(
+          quantile(
+            hl.flatMap((x) => x.allocMs),
+            0.99,
+          ),
+          3,
+        ),
+        notes,
+      };
+    } finally {
+      await agent.cleanup();
+      await bed.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
