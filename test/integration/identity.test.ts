@@ -94,6 +94,8 @@ t.test('a sandbox fetches a token that verifies against the JWKS', async (t) => 
   // The runtime's flow: lease through the agent's API, start the sandbox with that address.
   const lease = await r.agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-1']);
   const sb = await r.bed.addSandbox({ ip: lease.ip });
+  const status = await r.agent.json<{ features: Record<string, unknown> }>(['status']);
+  t.equal(status.features.identity, TOKEN_URL, 'status shows the token URL');
   const secretFile = join(r.agent.dir, 'app-1.secret');
   const reg = await r.agent.json<RegistrationResult & { secretFile: string }>([
     'identity',

@@ -9,6 +9,8 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { LeaseStore } from '../../src/store/types.js';
+import type { Counter } from 'prom-client';
+import { createMetrics } from '../../src/metrics.js';
 import type { LiveEvidence, LiveSource } from '../../src/observe/types.js';
 import { FailureLimiter } from '../../src/identity/failure-limiter.js';
 import { NodeKeys } from '../../src/identity/node-keys.js';
@@ -24,7 +26,7 @@ import { rejectsCode } from '../harness/expect-code.js';
 const ISSUER = 'http://10.8.64.1:7123';
 const URL = `${ISSUER}/v1/token`;
 
-async function setup(t: Test, live?: LiveSource) {
+async function setup(t: Test, live?: LiveSource, requests?: Counter<'result'>) {
   const dir = mkdtempSync(join(tmpdir(), 'bw-identity-'));
   const store: LeaseStore = openSqliteStore(join(dir, 'leases.db'));
   const keyFile = join(dir, 'identity-keys.json');
@@ -45,6 +47,7 @@ async function setup(t: Test, live?: LiveSource) {
     limiter,
     log,
     ...(live ? { live } : {}),
+    ...(requests ? { requests } : {}),
   });
   const registry = new IdentityRegistry(store, URL);
   t.teardown(async () => {
@@ -333,4 +336,19 @@ t.test('a listen address that is not local is a clear error', async (t) => {
     'INVALID_ARGUMENT',
   );
   t.match((e as Error).message, /^--identity-listen 192\.0\.2\.1:7123: EADDRNOTAVAIL$/);
+});
+
+t.test('requests are counted by result', async (t) => {
+  const metrics = createMetrics();
+  const s = await setup(t, undefined, metrics.tokenRequests);
+  await lease(s.store, 'a', '10.8.64.3');
+  const reg = await s.registry.register({ sandbox: 'a', app: null, audiences: [] }, new Date());
+  await s.get('10.8.64.3', reg.secret);
+  await s.get('10.8.64.3', reg.secret);
+  await s.get('10.8.64.3', 'wrong');
+  await s.get('10.8.64.9', reg.secret);
+  const text = await metrics.registry.getSingleMetricAsString('bridgeward_token_requests_total');
+  t.match(text, /bridgeward_token_requests_total\{result="ok"\} 2/);
+  t.match(text, /bridgeward_token_requests_total\{result="INVALID_SECRET"\} 1/);
+  t.match(text, /bridgeward_token_requests_total\{result="UNKNOWN_ADDRESS"\} 1/);
 });
