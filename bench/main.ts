@@ -4,10 +4,11 @@
  * stdout is one JSON object with the figures and ratios (keys in shared/design/BENCH.md).
  */
 import type { Benchmark } from './benchmark.js';
+import { detectBench } from './detect.js';
 import { ipamBench } from './ipam.js';
 
 /** Every benchmark by name. Each issue that names one adds it here. */
-export const BENCHMARKS: Record<string, Benchmark> = { ipam: ipamBench };
+export const BENCHMARKS: Record<string, Benchmark> = { detect: detectBench, ipam: ipamBench };
 
 async function main(argv: string[]): Promise<number> {
   const name = argv[0];
