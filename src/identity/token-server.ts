@@ -97,7 +97,12 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
       reply.status(500);
     }
     deps.requests?.inc({ result: body.error });
-    log.warn({ source, error: body.error, reason: body.message }, 'token refused');
+    // Final refusals count towards the failure limit, so at most a few per source and minute
+    // reach warn; retryable ones (polling before registration, rate-limited) stay at debug.
+    log[body.retryable ? 'debug' : 'warn'](
+      { source, error: body.error, reason: body.message },
+      'token refused',
+    );
     return reply.send(body);
   });
   app.setNotFoundHandler((req, reply) =>
