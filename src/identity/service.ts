@@ -65,10 +65,10 @@ export async function startIdentity(opts: {
       store: opts.store,
       keys,
       issuer,
-      ...(opts.live ? { live: opts.live } : {}),
+      live: opts.live,
       limiter: new FailureLimiter(FAILURE_LIMIT),
       log: opts.log,
-      ...(opts.requests ? { requests: opts.requests } : {}),
+      requests: opts.requests,
     },
     opts.listen,
   );
@@ -80,7 +80,7 @@ export async function startIdentity(opts: {
         keys,
         issuer,
         log: opts.log,
-        ...(opts.requests ? { requests: opts.requests } : {}),
+        requests: opts.requests,
       })
     : null;
   try {
