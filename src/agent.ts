@@ -27,7 +27,7 @@ import { enableNodePortSysctls } from './nodeport/sysctls.js';
 import { HairpinPorts } from './nodeport/hairpin.js';
 import { portRoutes } from './api/port-routes.js';
 import { startIdentity } from './identity/service.js';
-import { identityRoutes } from './api/identity-routes.js';
+import { identityOffRoutes, identityRoutes } from './api/identity-routes.js';
 import { NeighbourObserver } from './observe/neighbours.js';
 import { startBpfObserver } from './observe/bpf-observer.js';
 import { IpamService } from './ipam/service.js';
@@ -191,7 +191,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         ...(prober ? [probeRoutes((ip, ms) => prober.probe(ip, ms))] : []),
         leaseRoutes({ ipam, store, reconciler }),
         portRoutes(nodePorts),
-        ...(identity ? [identityRoutes(identity)] : []),
+        identity ? identityRoutes(identity) : identityOffRoutes(),
       ],
     });
     closers.push(() => api.close());

@@ -2,12 +2,14 @@
  * Workload-identity API on the agent's socket: `POST /v1/identities` (register),
  * `GET /v1/identities/:sandbox`, `POST /v1/identities/:sandbox/rotate`,
  * `DELETE /v1/identities/:sandbox` (revoke) and `POST /v1/identity-keys/rotate`. Bodies and
- * parameters are JSON-schema-validated; register and rotate answer with the secret, once.
+ * parameters are JSON-schema-validated; register and rotate answer with the secret, once. With
+ * identity off, `identityOffRoutes` answers those paths with a clear MISSING_FEATURE.
  *
  * @example
  * app.register(identityRoutes({ registry, keys }));
  * // POST /v1/identities {"sandbox":"app-1","app":"web","audiences":["vault"]}
  */
+import { BridgewardError } from '../errors.js';
 import { SANDBOX_ID_PATTERN } from '../ipam/sandbox-id.js';
 import type { IdentityRegistry } from '../identity/registry.js';
 import type { NodeKeys } from '../identity/node-keys.js';
@@ -82,5 +84,20 @@ export function identityRoutes(deps: {
       async (req) => registry.revoke(req.params.sandbox, new Date()),
     );
     app.post('/v1/identity-keys/rotate', async () => keys.rotate(new Date()));
+  };
+}
+
+/** Route plugin for an agent run with `--identity-listen off`: every identity call says so. */
+export function identityOffRoutes(): ApiRoutes {
+  return (app) => {
+    const off = async () => {
+      throw new BridgewardError(
+        'MISSING_FEATURE',
+        'workload identity is off on this agent (--identity-listen off)',
+      );
+    };
+    app.all('/v1/identities', off);
+    app.all('/v1/identities/*', off);
+    app.all('/v1/identity-keys/*', off);
   };
 }

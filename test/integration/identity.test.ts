@@ -333,3 +333,17 @@ async function until(pred: () => boolean, what: string, timeoutMs = 10_000): Pro
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+t.test('--identity-listen off: no token server, identity verbs say so', async (t) => {
+  const r = await runner(t, { 'identity-listen': 'off' });
+  const status = await r.agent.json<{ features: Record<string, unknown> }>(['status']);
+  t.equal(status.features.identity, 'off');
+  const reg = await r.agent.cli(['identity', 'register', '--sandbox', 'x']);
+  t.equal(reg.code, 1);
+  t.match(
+    reg.stderr,
+    /^bridgeward: workload identity is off on this agent \(--identity-listen off\)$/m,
+  );
+  const rk = await r.agent.cli(['identity', 'rotate-key']);
+  t.match(rk.stderr, /workload identity is off/);
+});
