@@ -2,7 +2,9 @@
 // them through `conflicts`/`watch`, and quarantines addresses in its store.
 import t, { type Test } from 'tap';
 import { Testbed, type Sandbox } from '../../src/testbed/testbed.js';
-import { AgentProcess } from '../../src/testbed/agent-process.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { AgentProcess, BIN } from '../../src/testbed/agent-process.js';
 import { apiRequest } from '../../src/api/client.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { openStore } from '../../src/store/open.js';
@@ -173,6 +175,18 @@ t.test('a silent duplicate of a leased address is found by the probe at boot', a
 
 t.test('a sandbox claiming the gateway address: gateway-claim', async (t) => {
   const { bed, agent } = await startAgent(t);
+  const watch = spawn(process.execPath, [BIN, 'watch', '-o', 'json', '--socket', agent.socket], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => void watch.kill());
+  const watched: { event: string; finding: Finding }[] = [];
+  const gotRaised = new Promise<void>((resolve) =>
+    createInterface({ input: watch.stdout }).on('line', (line) => {
+      watched.push(JSON.parse(line) as { event: string; finding: Finding });
+      if (watched.some((w) => w.finding.kind === 'gateway-claim')) resolve();
+    }),
+  );
+  const watchExit = new Promise<number | null>((r) => watch.on('exit', r));
   const rogue = await bed.addSandbox({ ip: bed.gateway });
   await bed.exec(rogue.netns, ['arping', '-q', '-U', '-c', '2', '-I', 'eth0', bed.gateway], {
     check: false,
@@ -187,6 +201,18 @@ t.test('a sandbox claiming the gateway address: gateway-claim', async (t) => {
     ['gateway-claim'],
     'nothing else',
   );
+  await gotRaised;
+  // `raised` when watch connected first, else the `active` replay on connect.
+  t.match(watched[0]?.event, /^(raised|active)$/);
+  t.same(
+    watched.map((w) => [w.finding.kind, w.finding.macs]),
+    [['gateway-claim', [rogue.mac]]],
+    'bridgeward watch streamed it',
+  );
+  const stopped = await agent.stop();
+  t.equal(stopped.code, 0);
+  t.ok(stopped.ms < 2000, `the agent stops in ${stopped.ms} ms with a watcher attached`);
+  t.equal(await watchExit, 0, 'watch ends when the agent goes away');
 });
 
 t.test(
