@@ -1,8 +1,11 @@
 /**
- * The IPAM service: the imperative shell around the pure allocator. It serialises allocations
- * and releases in-process (a mutex), reads the store and the live sources, runs an optional
- * pre-handout check (e.g. an ARP probe) on the chosen address, and claims it in the store,
- * retrying with a fresh snapshot when another writer won the address (CONFLICT).
+ * The IPAM service: the imperative shell around the pure allocator. Requests queue up and are
+ * decided in batches, one batch at a time under an in-process lock (which the reconciler also
+ * takes): one store snapshot and one read of the live sources per batch, the pure allocator per
+ * request (addresses chosen earlier in the batch excluded), the optional pre-handout check
+ * (e.g. an ARP probe) on each chosen address, then all claims and releases together (the SQLite
+ * store commits them at once). A claim lost to another writer (CONFLICT) is decided again in a
+ * later batch with that address skipped.
  *
  * An address a check or an observer finds live without a lease is quarantined ('live-unleased')
  * with a finding; an address still live after its release is quarantined ('live-after-release').
@@ -17,7 +20,7 @@ import { BridgewardError, isBridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LiveEvidence, LiveSource } from '../observe/types.js';
-import type { ClaimResult, Lease, LeaseStore } from '../store/types.js';
+import type { ClaimResult, Lease, LeaseStore, StoreSnapshot } from '../store/types.js';
 import { chooseAddress, countPool, exhaustedError, type Pool } from './allocator.js';
 import { collectLive } from './live-set.js';
 import { Mutex } from './mutex.js';
@@ -52,6 +55,34 @@ const METRICS_DELAY_MS = 250;
 
 /** How many times an allocation re-chooses after losing its address to another writer. */
 const MAX_CLAIM_ATTEMPTS = 16;
+/** Most allocations decided in one batch. */
+const MAX_BATCH = 64;
+
+/** A queued allocation request. */
+interface PendingAllocation {
+  readonly sandbox: string;
+  readonly mac: string | null;
+  /** Addresses this request must not get (found live, or lost to another writer). */
+  readonly skip: Set<string>;
+  /** Claims lost to other writers so far. */
+  attempts: number;
+  readonly resolve: (r: ClaimResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** A queued release request. */
+interface PendingRelease {
+  readonly sandbox: string;
+  readonly detail: Record<string, unknown>;
+  readonly resolve: (r: ReleaseResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** The decision for one request within a batch. */
+type Choice =
+  | { readonly kind: 'existing'; readonly lease: Lease }
+  | { readonly kind: 'chosen'; readonly ip: string; readonly cooling: boolean }
+  | { readonly kind: 'later' };
 
 /** Allocates and releases addresses safely. */
 export class IpamService {
@@ -62,6 +93,9 @@ export class IpamService {
   readonly #now: () => number;
   readonly #mutex = new Mutex();
   readonly #sources: LiveSource[] = [];
+  readonly #allocations: PendingAllocation[] = [];
+  readonly #releases: PendingRelease[] = [];
+  #draining = false;
   #check: PreHandoutCheck | null = null;
   #metricsTimer: NodeJS.Timeout | null = null;
 
@@ -97,28 +131,29 @@ export class IpamService {
   }
 
   /**
-   * Gives `sandbox` an address (its existing lease if it has one).
+   * Gives `sandbox` an address (its existing lease if it has one). Concurrent requests are
+   * decided together in one batch (one snapshot, one store commit).
    *
    * @throws BridgewardError POOL_EXHAUSTED with counts; CONFLICT when other writers kept winning;
    *   STORE_UNAVAILABLE when the store fails.
    */
   allocate(sandbox: string, mac: string | null): Promise<ClaimResult> {
-    return this.#mutex.run(async () => {
-      try {
-        const result = await this.#allocate(sandbox, mac);
-        this.#metrics?.allocations.inc({ result: result.existing ? 'existing' : 'ok' });
-        return result;
-      } catch (e) {
-        const result = isBridgewardError(e, 'POOL_EXHAUSTED')
-          ? 'exhausted'
-          : isBridgewardError(e, 'CONFLICT')
-            ? 'conflict'
-            : 'error';
-        this.#metrics?.allocations.inc({ result });
-        throw e;
-      } finally {
-        this.#scheduleMetrics();
-      }
+    return new Promise((resolve, reject) => {
+      this.#allocations.push({
+        sandbox,
+        mac,
+        skip: new Set(),
+        attempts: 0,
+        resolve: (r) => {
+          this.#metrics?.allocations.inc({ result: r.existing ? 'existing' : 'ok' });
+          resolve(r);
+        },
+        reject: (e) => {
+          this.#metrics?.allocations.inc({ result: failureResult(e) });
+          reject(e);
+        },
+      });
+      this.#drain();
     });
   }
 
@@ -129,18 +164,175 @@ export class IpamService {
    * @throws BridgewardError UNKNOWN_SANDBOX; STORE_UNAVAILABLE.
    */
   release(sandbox: string, detail: Record<string, unknown> = {}): Promise<ReleaseResult> {
-    return this.#mutex.run(async () => {
-      try {
-        const lease = await this.#store.release(sandbox, new Date(this.#now()), detail);
-        const evidence = (await this.live()).get(lease.ip) ?? null;
-        if (evidence) {
-          await this.quarantineLive(lease.ip, 'live-after-release', evidence, { sandbox });
-        }
-        return { lease, stillLive: evidence };
-      } finally {
-        this.#scheduleMetrics();
-      }
+    return new Promise((resolve, reject) => {
+      this.#releases.push({ sandbox, detail, resolve, reject });
+      this.#drain();
     });
+  }
+
+  /**
+   * Runs one batch of queued releases and allocations under the lock, then the next. The
+   * allocations are decided on a snapshot taken before the releases commit, so an address freed
+   * in this batch is not handed out in it (it is cooling anyway).
+   */
+  #drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#mutex
+      .run(async () => {
+        const releases = this.#releases.splice(0);
+        const allocations = this.#allocations.splice(0, MAX_BATCH);
+        // Both batches write in the same event-loop turn, so they share one store commit.
+        await Promise.all([this.#releaseBatch(releases), this.#allocateBatch(allocations)]);
+      })
+      .finally(() => {
+        this.#draining = false;
+        this.#scheduleMetrics();
+        if (this.#releases.length || this.#allocations.length) this.#drain();
+      });
+  }
+
+  async #releaseBatch(batch: PendingRelease[]): Promise<void> {
+    if (batch.length === 0) return;
+    const at = new Date(this.#now());
+    const ended = await Promise.allSettled(
+      batch.map((p) => this.#store.release(p.sandbox, at, p.detail)),
+    );
+    const live = await this.live();
+    for (const [i, p] of batch.entries()) {
+      const r = ended[i] as PromiseSettledResult<Lease>;
+      if (r.status === 'rejected') {
+        p.reject(r.reason);
+        continue;
+      }
+      const evidence = live.get(r.value.ip) ?? null;
+      try {
+        if (evidence) {
+          await this.quarantineLive(r.value.ip, 'live-after-release', evidence, {
+            sandbox: p.sandbox,
+          });
+        }
+        p.resolve({ lease: r.value, stillLive: evidence });
+      } catch (e) {
+        p.reject(e);
+      }
+    }
+  }
+
+  async #allocateBatch(batch: PendingAllocation[]): Promise<void> {
+    if (batch.length === 0) return;
+    let snapshot: StoreSnapshot;
+    let live: Set<string>;
+    try {
+      snapshot = await this.#store.snapshot();
+      live = new Set((await this.live()).keys());
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    const now = this.#now();
+    const taken = new Set<string>();
+    const sandboxes = new Set<string>();
+    const again: PendingAllocation[] = [];
+    const claims: Promise<void>[] = [];
+    for (const p of batch) {
+      if (sandboxes.has(p.sandbox)) {
+        again.push(p); // the same sandbox twice: decide the second once the first is stored
+        continue;
+      }
+      sandboxes.add(p.sandbox);
+      let choice: Choice;
+      try {
+        choice = await this.#choose(p, snapshot, live, taken, now);
+      } catch (e) {
+        p.reject(e);
+        continue;
+      }
+      if (choice.kind === 'existing') {
+        claims.push(
+          this.#bindMac(choice.lease, p.mac).then(
+            (lease) => p.resolve({ lease, existing: true }),
+            p.reject,
+          ),
+        );
+      } else if (choice.kind === 'later') {
+        again.push(p);
+      } else {
+        taken.add(choice.ip);
+        claims.push(this.#claim(p, choice.ip, choice.cooling, now, again));
+      }
+    }
+    await Promise.all(claims);
+    this.#allocations.unshift(...again);
+  }
+
+  /** Chooses an address for one request, running the pre-handout check on each candidate. */
+  async #choose(
+    p: PendingAllocation,
+    snapshot: StoreSnapshot,
+    live: ReadonlySet<string>,
+    taken: ReadonlySet<string>,
+    now: number,
+  ): Promise<Choice> {
+    for (;;) {
+      const d = chooseAddress({
+        pool: this.#pool,
+        snapshot,
+        live,
+        skip: new Set([...p.skip, ...taken]),
+        sandbox: p.sandbox,
+        now,
+      });
+      if (d.kind === 'existing') return { kind: 'existing', lease: d.lease };
+      if (d.kind === 'exhausted') {
+        // Addresses taken earlier in this batch may yet fail to be claimed: decide again later.
+        if (taken.size > 0) return { kind: 'later' };
+        throw exhaustedError(this.#pool.subnet, d.counts);
+      }
+      const evidence = this.#check ? await this.#check(d.ip) : null;
+      if (!evidence) return { kind: 'chosen', ip: d.ip, cooling: d.cooling };
+      p.skip.add(d.ip);
+      await this.quarantineLive(d.ip, 'live-unleased', evidence, { check: 'pre-handout' });
+    }
+  }
+
+  /** Claims `ip` for a request; on CONFLICT queues it again (bounded) with the address skipped. */
+  async #claim(
+    p: PendingAllocation,
+    ip: string,
+    cooling: boolean,
+    now: number,
+    again: PendingAllocation[],
+  ): Promise<void> {
+    try {
+      const result = await this.#store.claim({
+        sandbox: p.sandbox,
+        ip,
+        mac: p.mac,
+        at: new Date(now),
+      });
+      if (!result.existing) {
+        this.#log.info(
+          { sandbox: p.sandbox, ip, generation: result.lease.generation, cooling },
+          'allocated',
+        );
+      }
+      p.resolve(result);
+    } catch (e) {
+      if (isBridgewardError(e, 'CONFLICT') && ++p.attempts < MAX_CLAIM_ATTEMPTS) {
+        p.skip.add(ip);
+        again.push(p);
+      } else if (isBridgewardError(e, 'CONFLICT')) {
+        p.reject(
+          new BridgewardError(
+            'CONFLICT',
+            `could not claim an address for ${p.sandbox}: other writers won ${MAX_CLAIM_ATTEMPTS} times; retry`,
+          ),
+        );
+      } else {
+        p.reject(e);
+      }
+    }
   }
 
   /**
@@ -209,54 +401,17 @@ export class IpamService {
     }
   }
 
-  async #allocate(sandbox: string, mac: string | null): Promise<ClaimResult> {
-    const skip = new Set<string>();
-    let live: Map<string, LiveEvidence> | null = null;
-    for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt++) {
-      const snapshot = await this.#store.snapshot();
-      live ??= await this.live();
-      const now = this.#now();
-      const d = chooseAddress({
-        pool: this.#pool,
-        snapshot,
-        live: new Set(live.keys()),
-        skip,
-        sandbox,
-        now,
-      });
-      if (d.kind === 'existing')
-        return { lease: await this.#bindMac(d.lease, mac), existing: true };
-      if (d.kind === 'exhausted') throw exhaustedError(this.#pool.subnet, d.counts);
-      const evidence = this.#check ? await this.#check(d.ip) : null;
-      if (evidence) {
-        skip.add(d.ip);
-        await this.quarantineLive(d.ip, 'live-unleased', evidence, { check: 'pre-handout' });
-        continue;
-      }
-      try {
-        const result = await this.#store.claim({ sandbox, ip: d.ip, mac, at: new Date(now) });
-        if (!result.existing) {
-          this.#log.info(
-            { sandbox, ip: d.ip, generation: result.lease.generation, cooling: d.cooling },
-            'allocated',
-          );
-        }
-        return result;
-      } catch (e) {
-        if (!isBridgewardError(e, 'CONFLICT')) throw e;
-        skip.add(d.ip);
-      }
-    }
-    throw new BridgewardError(
-      'CONFLICT',
-      `could not claim an address for ${sandbox}: other writers won ${MAX_CLAIM_ATTEMPTS} times; retry`,
-    );
-  }
-
   async #bindMac(lease: Lease, mac: string | null): Promise<Lease> {
     if (mac === null || lease.mac !== null) return lease;
     return this.#store.bind(lease.sandbox, { mac }, new Date(this.#now()));
   }
+}
+
+/** The allocations metric label of a failure. */
+function failureResult(e: unknown): string {
+  if (isBridgewardError(e, 'POOL_EXHAUSTED')) return 'exhausted';
+  if (isBridgewardError(e, 'CONFLICT')) return 'conflict';
+  return 'error';
 }
 
 /** The evidence as a plain record for the store and the logs. */

@@ -1,8 +1,10 @@
 /**
  * The embedded `LeaseStore`: one SQLite file (better-sqlite3) in the state dir, in WAL mode with
- * `synchronous=FULL`, so a committed lease survives a crash or power loss. Every mutation runs in
- * one IMMEDIATE transaction (the write lock is taken before anything is read), the address is
- * the primary key of `leases` and a partial unique index keeps a sandbox to one active lease.
+ * `synchronous=FULL`, so a committed lease survives a crash or power loss. Every mutation is
+ * atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock is taken before
+ * anything is read); mutations issued in the same event-loop turn share one commit (group
+ * commit: one fsync for many concurrent allocations). The address is the primary key of
+ * `leases` and a partial unique index keeps a sandbox to one active lease.
  * The event history is append-only (triggers refuse UPDATE and DELETE).
  *
  * @example
@@ -123,6 +125,12 @@ class SqliteStore implements LeaseStore {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #q;
+  readonly #pending: {
+    what: string;
+    f: () => unknown;
+    resolve: (v: unknown) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -290,7 +298,7 @@ class SqliteStore implements LeaseStore {
   }
 
   async quarantine(q: Quarantine, at: Date): Promise<void> {
-    this.#write('quarantine', () => {
+    await this.#write('quarantine', () => {
       const when = at.toISOString();
       let before = this.#q.quarantineByIp.get(q.ip);
       if (before && before.until !== null && before.until <= when) {
@@ -316,7 +324,7 @@ class SqliteStore implements LeaseStore {
   }
 
   async clearQuarantine(ip: string, at: Date, detail: Record<string, unknown>): Promise<void> {
-    this.#write('clear quarantine', () => {
+    await this.#write('clear quarantine', () => {
       const before = this.#q.quarantineByIp.get(ip);
       if (!before) {
         throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
@@ -330,7 +338,7 @@ class SqliteStore implements LeaseStore {
   }
 
   async appendEvent(e: Omit<LeaseEvent, 'id'>): Promise<void> {
-    this.#write('append event', () => this.#event(e.at, e.kind, e.ip, e.sandbox, e.detail));
+    await this.#write('append event', () => this.#event(e.at, e.kind, e.ip, e.sandbox, e.detail));
   }
 
   async history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]> {
@@ -359,7 +367,7 @@ class SqliteStore implements LeaseStore {
   }
 
   async putPort(m: PortMapping, at: Date): Promise<void> {
-    this.#write('put port', () => {
+    await this.#write('put port', () => {
       const lease = this.#mustLease(m.sandbox);
       const before = this.#q.port.get(m.proto, m.hostPort);
       if (before && before.sandbox !== m.sandbox) {
@@ -401,7 +409,7 @@ class SqliteStore implements LeaseStore {
   }
 
   async putIdentity(i: Identity, at: Date): Promise<void> {
-    this.#write('put identity', () => {
+    await this.#write('put identity', () => {
       const lease = this.#mustLease(i.sandbox);
       const existed = this.#q.identity.get(i.sandbox) !== undefined;
       this.#q.upsertIdentity.run({
@@ -471,12 +479,42 @@ class SqliteStore implements LeaseStore {
     this.#q.insertEvent.run({ at, kind, ip, sandbox, detail: JSON.stringify(detail) });
   }
 
-  #write<T>(what: string, f: () => T): T {
+  /**
+   * Queues a mutation for the next group commit. Mutations queued in the same event-loop turn
+   * share one IMMEDIATE transaction (one fsync); each runs in its own savepoint, so one that
+   * throws is rolled back alone. Callers are answered only after the commit is durable.
+   */
+  #write<T>(what: string, f: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ what, f, resolve: resolve as (v: unknown) => void, reject });
+      if (this.#pending.length === 1) setImmediate(() => this.#commit());
+    });
+  }
+
+  #commit(): void {
+    const batch = this.#pending.splice(0);
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
-      return this.#db.transaction(f).immediate();
+      this.#db
+        .transaction(() => {
+          for (const m of batch) {
+            try {
+              outcomes.push({ ok: true, value: this.#db.transaction(m.f)() });
+            } catch (error) {
+              outcomes.push({ ok: false, error });
+            }
+          }
+        })
+        .immediate();
     } catch (e) {
-      throw storeError(e, what);
+      for (const m of batch) m.reject(storeError(e, m.what));
+      return;
     }
+    batch.forEach((m, i) => {
+      const o = outcomes[i];
+      if (o?.ok) m.resolve(o.value);
+      else m.reject(storeError(o?.error, m.what));
+    });
   }
 
   #read<T>(what: string, f: () => T): T {
