@@ -103,3 +103,34 @@ t.test('openStore picks SQLite in the state dir', async (t) => {
   t.teardown(() => db.close());
   t.equal((db.prepare('SELECT COUNT(*) AS c FROM leases').get() as { c: number }).c, 1);
 });
+
+t.test(
+  'group commit: writes of one turn commit together; a failing one alone rolls back',
+  async (t) => {
+    const path = join(dir, 'group.db');
+    const s = openSqliteStore(path);
+    const at = new Date();
+    const results = await Promise.allSettled([
+      s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at }),
+      s.claim({ sandbox: 'b', ip: '10.8.64.2', mac: null, at }),
+      s.claim({ sandbox: 'c', ip: '10.8.64.3', mac: null, at }),
+      s.release('nobody', at),
+    ]);
+    t.same(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'rejected'],
+    );
+    await s.close();
+    const again = openSqliteStore(path);
+    t.teardown(() => again.close());
+    t.same(
+      (await again.snapshot()).leases.map((l) => l.sandbox),
+      ['a', 'c'],
+      'both winners are durable; the failed ones left nothing behind',
+    );
+    t.same(
+      (await again.history({})).map((e) => e.kind),
+      ['allocated', 'allocated'],
+    );
+  },
+);
