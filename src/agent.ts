@@ -138,7 +138,6 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     neighbours.onChange(() => reconciler.kick());
     closers.push(() => reconciler.stop());
     log.info({ sysctls: await enableNodePortSysctls(bridge.name) }, 'node-port sysctls set');
-    const hairpin = new HairpinPorts(bridge.name);
     const nodePorts = new NodePorts({
       store,
       nft: openNftDriver(),
@@ -146,7 +145,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       metrics,
       log,
       clearConntrack,
-      hairpin: (backends) => hairpin.update(backends),
+      hairpin: new HairpinPorts(bridge.name),
     });
     await nodePorts.start();
     nodePorts.startLoop(cfg.sweepSeconds * 1000);

@@ -69,6 +69,30 @@ export class HairpinPorts {
   async update(backends: readonly Backend[]): Promise<string[]> {
     const key = JSON.stringify(backends);
     if (key === this.#last || !(await brNetfilterActive())) return [];
+    const { ports, unresolved } = await this.#resolve(backends);
+    for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
+    for (const p of this.#on) if (!ports.has(p)) await setHairpin(p, false);
+    this.#on = ports;
+    this.#last = unresolved.length ? '' : key;
+    return unresolved;
+  }
+
+  /**
+   * Turns hairpin mode on for one more backend (a node port just added), leaving the others;
+   * the next `update` settles the whole set. Resolves to false when its port is not known yet.
+   */
+  async include(backend: Backend): Promise<boolean> {
+    if (!(await brNetfilterActive())) return true;
+    const { ports } = await this.#resolve([backend]);
+    for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
+    for (const p of ports) this.#on.add(p);
+    this.#last = '';
+    return ports.size > 0;
+  }
+
+  async #resolve(
+    backends: readonly Backend[],
+  ): Promise<{ ports: Set<string>; unresolved: string[] }> {
     const [fdb, neigh] = await Promise.all([
       run(['bridge', '-j', 'fdb', 'show', 'br', this.#bridge]),
       run(['ip', '-j', '-4', 'neigh', 'show', 'dev', this.#bridge]),
@@ -81,12 +105,7 @@ export class HairpinPorts {
         .filter((n) => n.lladdr)
         .map((n) => [n.dst, n.lladdr as string]),
     );
-    const { ports, unresolved } = hairpinPorts(backends, entries, neighbours);
-    for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
-    for (const p of this.#on) if (!ports.has(p)) await setHairpin(p, false);
-    this.#on = ports;
-    this.#last = unresolved.length ? '' : key;
-    return unresolved;
+    return hairpinPorts(backends, entries, neighbours);
   }
 }
 

@@ -21,11 +21,11 @@ import { BridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LeaseStore, PortMapping } from '../store/types.js';
-import { desiredElements } from './desired.js';
+import { byKey, desiredElements } from './desired.js';
 import { diffElements, isEmptyDiff, renderDiff } from './diff.js';
 import type { ElementChange } from './conntrack-flows.js';
-import type { Backend } from './hairpin.js';
-import type { NatElement, Proto } from './element.js';
+import type { Backend, HairpinPorts } from './hairpin.js';
+import { elementKey, type NatElement, type Proto } from './element.js';
 import { isNoSuchObject, type NftDriver, type NftDriverKind } from './nft-driver.js';
 import { parseTableListing, type TableListing } from './readback.js';
 import {
@@ -57,7 +57,10 @@ export interface NodePortStatus {
 /** What the node-port shell needs. */
 export interface NodePortDeps {
   /** The lease store (source of truth). */
-  readonly store: Pick<LeaseStore, 'listPorts' | 'snapshot' | 'putPort' | 'removePort'>;
+  readonly store: Pick<
+    LeaseStore,
+    'listPorts' | 'snapshot' | 'putPort' | 'removePort' | 'leaseBySandbox'
+  >;
   /** Runs nft buffers. */
   readonly nft: NftDriver;
   /** The bridge and sandbox subnet the fixed rules match. */
@@ -66,8 +69,8 @@ export interface NodePortDeps {
   readonly metrics: Pick<Metrics, 'nodeportRepairs' | 'nftTransactions' | 'resyncs'>;
   /** Logger. */
   readonly log: Logger;
-  /** Puts the bridge ports of backends in hairpin mode; resolves to unresolved addresses. */
-  readonly hairpin: (backends: readonly Backend[]) => Promise<string[]>;
+  /** Keeps the bridge ports of backends in hairpin mode where needed. */
+  readonly hairpin: Pick<HairpinPorts, 'update' | 'include'>;
   /** Deletes the conntrack entries a change made stale; resolves to how many. */
   readonly clearConntrack: (change: ElementChange) => Promise<number>;
 }
@@ -75,8 +78,8 @@ export interface NodePortDeps {
 /** Keeps the agent's table equal to the store's node ports. */
 export class NodePorts {
   readonly #d: NodePortDeps;
-  /** Elements the kernel holds as far as we know; null forces a full replace. */
-  #applied: readonly NatElement[] | null = null;
+  /** Elements the kernel holds as far as we know, by key; null forces a full replace. */
+  #applied: Map<string, NatElement> | null = null;
   /** Structure fingerprint read back after the last full replace. */
   #structure: string | null = null;
   #repairs = 0;
@@ -105,11 +108,14 @@ export class NodePorts {
     });
   }
 
-  /** Brings the table up to date with the store (one transaction for the changes). */
+  /**
+   * Brings the whole table up to date with the store (one transaction for the changes). This
+   * catches changes made without the API, e.g. ports removed with their lease.
+   */
   sync(): Promise<void> {
     return this.#serial(async () => {
       const { desired, backends } = await this.#desired();
-      const before = this.#applied;
+      const before = this.#applied ? [...this.#applied.values()] : null;
       if (before === null) await this.#fullReplace(desired);
       else await this.#applyDiff(before, desired);
       await this.#clearStale(before ?? [], desired);
@@ -123,8 +129,8 @@ export class NodePorts {
    */
   verify(): Promise<boolean> {
     return this.#serial(async () => {
-      const applied = this.#applied;
-      if (applied === null) return false;
+      if (this.#applied === null) return false;
+      const applied = [...this.#applied.values()];
       const now = await this.#readTable();
       if (now && now.foreign === 0 && now.structure === this.#structure) {
         const d = diffElements(now.elements, applied);
@@ -171,13 +177,18 @@ export class NodePorts {
    *
    * @throws BridgewardError UNKNOWN_SANDBOX, PORT_IN_USE (from the store), KERNEL_ERROR.
    */
-  async add(m: PortMapping): Promise<NodePortView> {
-    await this.#d.store.putPort(m, new Date());
-    await this.sync();
-    const view = (await this.list()).find((v) => v.proto === m.proto && v.hostPort === m.hostPort);
-    if (!view)
-      throw new BridgewardError('CONFLICT', `${m.proto}/${m.hostPort} was removed meanwhile`);
-    return view;
+  add(m: PortMapping): Promise<NodePortView> {
+    return this.#serial(async () => {
+      await this.#d.store.putPort(m, new Date());
+      const lease = await this.#d.store.leaseBySandbox(m.sandbox);
+      if (!lease) {
+        throw new BridgewardError('UNKNOWN_SANDBOX', `sandbox ${m.sandbox} has no active lease`);
+      }
+      const want = { proto: m.proto, hostPort: m.hostPort, addr: lease.ip, port: m.port };
+      await this.#applyOne(elementKey(m), want);
+      await this.#hairpinInclude({ ip: lease.ip, mac: lease.mac, ifname: lease.ifname });
+      return { ...m, addr: lease.ip };
+    });
   }
 
   /**
@@ -185,10 +196,12 @@ export class NodePorts {
    *
    * @throws BridgewardError UNKNOWN_PORT (from the store), KERNEL_ERROR.
    */
-  async remove(proto: Proto, hostPort: number): Promise<PortMapping> {
-    const removed = await this.#d.store.removePort(proto, hostPort, new Date());
-    await this.sync();
-    return removed;
+  remove(proto: Proto, hostPort: number): Promise<PortMapping> {
+    return this.#serial(async () => {
+      const removed = await this.#d.store.removePort(proto, hostPort, new Date());
+      await this.#applyOne(elementKey({ proto, hostPort }), null);
+      return removed;
+    });
   }
 
   /** Every node port with its backend address, sorted by proto and host port. */
@@ -205,7 +218,7 @@ export class NodePorts {
     return {
       driver: this.#d.nft.kind,
       table: `${TABLE_FAMILY} ${TABLE_NAME}`,
-      elements: this.#applied?.length ?? 0,
+      elements: this.#applied?.size ?? 0,
       repairs: this.#repairs,
     };
   }
@@ -226,9 +239,18 @@ export class NodePorts {
     return { desired: desiredElements(ports, snap.leases), backends };
   }
 
+  async #hairpinInclude(backend: Backend): Promise<void> {
+    try {
+      if (!(await this.#d.hairpin.include(backend)))
+        this.#d.log.debug({ ip: backend.ip }, 'bridge port of a node-port backend not known yet');
+    } catch (e) {
+      this.#d.log.warn({ err: e }, 'could not set hairpin mode on a node-port backend');
+    }
+  }
+
   async #hairpin(backends: readonly Backend[]): Promise<void> {
     try {
-      const unresolved = await this.#d.hairpin(backends);
+      const unresolved = await this.#d.hairpin.update(backends);
       if (unresolved.length)
         this.#d.log.debug({ unresolved }, 'bridge port of a node-port backend not known yet');
     } catch (e) {
@@ -271,7 +293,7 @@ export class NodePorts {
       );
     }
     this.#structure = back.structure;
-    this.#applied = desired;
+    this.#applied = byKey(desired);
     this.#d.log.info(
       { elements: desired.length, driver: this.#d.nft.kind },
       'node-port table replaced',
@@ -283,11 +305,37 @@ export class NodePorts {
     if (script === null) return;
     try {
       await this.#transaction(script);
-      this.#applied = desired;
+      this.#applied = byKey(desired);
     } catch (e) {
       this.#d.log.warn({ err: e }, 'node-port transaction failed; replacing the whole table');
       await this.#fullReplace(desired);
     }
+  }
+
+  /**
+   * The steady-state path for one key the API just changed in the store: diffs only that key
+   * against what was applied (cheap with many mappings) and applies it as one transaction; on
+   * failure, or before the first full replace, replaces the whole table from the store.
+   */
+  async #applyOne(key: string, want: NatElement | null): Promise<void> {
+    const applied = this.#applied;
+    if (applied === null) {
+      await this.#fullReplace((await this.#desired()).desired);
+      return;
+    }
+    const cur = applied.get(key);
+    const d = diffElements(cur ? [cur] : [], want ? [want] : []);
+    const script = renderDiff(d);
+    if (script === null) return;
+    try {
+      await this.#transaction(script);
+      if (want) applied.set(key, want);
+      else applied.delete(key);
+    } catch (e) {
+      this.#d.log.warn({ err: e }, 'node-port transaction failed; replacing the whole table');
+      await this.#fullReplace((await this.#desired()).desired);
+    }
+    await this.#clearStale(d.remove, d.add);
   }
 
   async #clearStale(before: readonly NatElement[], after: readonly NatElement[]): Promise<void> {

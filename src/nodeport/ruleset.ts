@@ -8,9 +8,13 @@
  * - `output` (priority -100; nft 1.0.6 rejects `dstnat` on this hook): the same for traffic the
  *   runner sends itself, including to 127.0.0.1.
  * - `postrouting` (priority srcnat): masquerade DNATed traffic from 127.0.0.0/8 leaving via the
- *   bridge (the sandbox could not answer 127.0.0.1), and DNATed traffic that enters and leaves
- *   via the bridge (hairpin: a sandbox reaching a node port that leads to itself or a neighbour
- *   would otherwise get the answer from an unexpected source).
+ *   bridge (the sandbox could not answer 127.0.0.1), and DNATed traffic from the sandbox subnet
+ *   leaving via the bridge (hairpin: a sandbox reaching a node port that leads to itself or a
+ *   neighbour would otherwise get the answer from an unexpected source). The subnet stands for
+ *   "came in via the bridge": `iifname` is not set on the postrouting hook.
+ * - `input` (priority filter): drops new connections from the bridge to 127.0.0.0/8, which
+ *   `route_localnet` would otherwise let sandboxes open to the runner's localhost services
+ *   (CVE-2020-8558); answers of DNATed 127.0.0.1 connections are established and pass.
  *
  * @example
  * const script = renderFullReplace({ bridge: 'rt0', subnet: '10.8.64.0/24' }, elements); // one transaction: the whole table anew
@@ -60,6 +64,10 @@ export function renderTable(spec: TableSpec, elements: readonly NatElement[]): s
     `\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
     `\t\toifname ${br} ct status dnat ip saddr 127.0.0.0/8 masquerade\n` +
     `\t\toifname ${br} ct status dnat ip saddr ${spec.subnet} masquerade\n` +
+    `\t}\n` +
+    `\tchain input {\n` +
+    `\t\ttype filter hook input priority filter; policy accept;\n` +
+    `\t\tiifname ${br} ip daddr 127.0.0.0/8 ct state != { established, related } drop\n` +
     `\t}\n` +
     `}\n`
   );

@@ -91,6 +91,11 @@ t.test('full replace: add, delete and define the table in one buffer', async (t)
   t.match(script, /type nat hook output priority -100;/, 'output hook uses -100, not dstnat');
   t.match(script, /oifname "rt0" ct status dnat ip saddr 127\.0\.0\.0\/8 masquerade/);
   t.match(script, /oifname "rt0" ct status dnat ip saddr 10\.8\.64\.0\/24 masquerade/);
+  t.match(
+    script,
+    /iifname "rt0" ip daddr 127\.0\.0\.0\/8 ct state != \{ established, related \} drop/,
+    "sandboxes cannot open connections to the runner's 127.0.0.0/8 (CVE-2020-8558)",
+  );
   t.notMatch(renderTable(SPEC, []), /elements/, 'an empty map has no elements clause');
 });
 
