@@ -456,7 +456,9 @@ class SqliteStore implements LeaseStore {
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    if (this.#pending.length) this.#commit(); // writes already queued still land
+    this.#db.close();
   }
 
   #mustLease(sandbox: string): LeaseRow {
@@ -493,6 +495,7 @@ class SqliteStore implements LeaseStore {
 
   #commit(): void {
     const batch = this.#pending.splice(0);
+    if (batch.length === 0) return; // flushed early by close()
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       this.#db

@@ -134,3 +134,14 @@ t.test(
     );
   },
 );
+
+t.test('close() still commits writes queued in the same turn', async (t) => {
+  const path = join(dir, 'close.db');
+  const s = openSqliteStore(path);
+  const claimed = s.claim({ sandbox: 'late', ip: '10.8.64.9', mac: null, at: new Date() });
+  await s.close();
+  t.equal((await claimed).lease.ip, '10.8.64.9');
+  const again = openSqliteStore(path);
+  t.teardown(() => again.close());
+  t.ok(await again.leaseBySandbox('late'));
+});
