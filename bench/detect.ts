@@ -3,7 +3,7 @@
  * conflict detection side by side with Debian's arpwatch watching the same rt0 in the same run.
  *
  * Latency: per trial a fresh address is announced by sandbox A, then claimed by sandbox B with
- * one gratuitous ARP; the time from B's send (CLOCK_REALTIME in the sender) to bridgeward's
+ * one gratuitous ARP; the time from B's send (CLOCK_MONOTONIC in the sender) to bridgeward's
  * `duplicate-ip` event on `GET /v1/events`, and to arpwatch's `changed ethernet address` report.
  * CPU: a sustained storm of ARP requests from a third sandbox; the agent's process time
  * (all threads, /proc/PID/task/TID/schedstat) plus its eBPF program's run time (`kernel.bpf_stats_enabled`, bpftool),
@@ -12,7 +12,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { openEventStream } from '../src/api/event-stream-client.js';
 import type { Finding } from '../src/detect/finding.js';
@@ -36,7 +35,7 @@ for line in sys.stdin:
     cmd = line.split()
     if cmd[0] == "announce":
         s.send(arp(1, cmd[1], cmd[1]))
-        print(time.time_ns(), flush=True)
+        print(time.monotonic_ns(), flush=True)
     elif cmd[0] == "storm":
         pps, secs, sip = int(cmd[1]), float(cmd[2]), cmd[3]
         frames = [arp(1, sip, "10.8.64.%d" % (201 + i)) for i in range(50)]
@@ -73,7 +72,7 @@ class FrameSender {
     return r.value;
   }
 
-  /** Sends one gratuitous ARP for `ip`; resolves with the send time (epoch ms). */
+  /** Sends one gratuitous ARP for `ip`; resolves with the send time (CLOCK_MONOTONIC, ms). */
   async announce(ip: string): Promise<number> {
     return Number(BigInt(await this.#ask(`announce ${ip}`)) / 1000n) / 1000;
   }
@@ -119,8 +118,9 @@ class Reports {
   }
 }
 
+/** CLOCK_MONOTONIC in ms, the clock the frame sender stamps with (same clock in every process). */
 function nowMs(): number {
-  return performance.timeOrigin + performance.now();
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
 }
 
 /** On-CPU time of all threads of a process in seconds (/proc/PID/task/TID/schedstat, ns). */

@@ -56,6 +56,7 @@ export class DetectionPipeline {
   readonly #o: Required<PipelineOptions>;
   readonly #queue: Input[] = [];
   #draining: Promise<void> | null = null;
+  #writes: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | null = null;
   #overrun = false;
   #closed = false;
@@ -92,9 +93,10 @@ export class DetectionPipeline {
     this.#timer.unref();
   }
 
-  /** Resolves once everything queued so far has been processed. */
+  /** Resolves once everything queued so far has been processed and written to the store. */
   async idle(): Promise<void> {
     while (this.#draining) await this.#draining;
+    await this.#writes;
   }
 
   /** Stops ticking, finishes what is queued and stops accepting input. */
@@ -140,7 +142,8 @@ export class DetectionPipeline {
       const changes = batch.flatMap((input) => this.#apply(input, leases));
       if (changes.length === 0) continue;
       this.#o.alerts.publish(changes, this.#o.detector.active());
-      await this.#feedBack(changes, snapshot);
+      // Store writes (fsync) run in order on their own chain, never delaying the next batch.
+      this.#writes = this.#writes.then(() => this.#feedBack(changes));
     }
   }
 
@@ -157,9 +160,15 @@ export class DetectionPipeline {
   }
 
   /** Quarantine, history and lifting of the detector's own quarantines. */
-  async #feedBack(changes: readonly FindingChange[], snapshot: StoreSnapshot): Promise<void> {
+  async #feedBack(changes: readonly FindingChange[]): Promise<void> {
     const { store, detector, log } = this.#o;
-    const quarantined = new Map(snapshot.quarantine.map((q) => [q.ip, q.reason]));
+    let quarantined: Map<string, string>;
+    try {
+      quarantined = new Map((await store.snapshot()).quarantine.map((q) => [q.ip, q.reason]));
+    } catch (err) {
+      log.error({ err }, 'detector cannot read quarantine; findings not recorded');
+      return;
+    }
     for (const { type, finding: f } of changes) {
       if (type === 'updated') continue;
       const at = new Date(this.#o.now());
