@@ -6,7 +6,7 @@
  * - `GET /v1/leases`, `GET /v1/leases/:sandbox`; `DELETE /v1/leases/:sandbox`: release (the
  *   caller has confirmed the sandbox is gone);
  * - `GET /v1/history?ip=&sandbox=&limit=`: the event history, oldest first;
- * - `GET /v1/quarantine`; `DELETE /v1/quarantine/:ip` `{reason?}`: operator override, recorded;
+ * - `GET /v1/quarantine`; `DELETE /v1/quarantine/:ip?reason=`: operator override, recorded;
  * - `POST /v1/sync` `{sandboxes: [...]}`: the runtime's declared set (CNI GC style).
  *
  * @example
@@ -162,11 +162,11 @@ export function leaseRoutes(deps: LeaseRouteDeps): ApiRoutes {
 
     app.get('/v1/quarantine', async () => [...(await store.snapshot()).quarantine]);
 
-    app.delete<{ Params: { ip: string }; Body: { reason?: string } | undefined }>(
+    app.delete<{ Params: { ip: string }; Querystring: { reason?: string } }>(
       '/v1/quarantine/:ip',
       {
         schema: {
-          body: {
+          querystring: {
             type: 'object',
             additionalProperties: false,
             properties: { reason: { type: 'string', maxLength: 500 } },
@@ -177,7 +177,7 @@ export function leaseRoutes(deps: LeaseRouteDeps): ApiRoutes {
         const ip = canonicalIp(req.params.ip);
         await store.clearQuarantine(ip, new Date(), {
           by: 'operator',
-          ...(req.body?.reason ? { note: req.body.reason } : {}),
+          ...(req.query.reason ? { note: req.query.reason } : {}),
         });
         return { ip, cleared: true };
       },

@@ -22,6 +22,8 @@ export function buildApi(log: Logger, routes: readonly ApiRoutes[]): FastifyInst
     // Request logs are noise on a local control socket: the API logs warnings and errors only.
     loggerInstance: log.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: 1 << 20,
+    // Unknown fields are an error, not silently dropped (fastify's default strips them).
+    ajv: { customOptions: { removeAdditional: false } },
   });
   app.setErrorHandler((err: FastifyError | BridgewardError, req, reply) => {
     if (err instanceof BridgewardError) {

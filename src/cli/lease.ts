@@ -160,8 +160,7 @@ export const leaseVerbs: Verb[] = [
       const r = await apiRequest<{ ip: string; cleared: boolean }>(
         resolveSocket(values.socket),
         'DELETE',
-        `/v1/quarantine/${ip}`,
-        values.reason ? { reason: values.reason } : {},
+        `/v1/quarantine/${ip}${values.reason ? `?${new URLSearchParams({ reason: values.reason })}` : ''}`,
       );
       printResult(output, r);
       return 0;
