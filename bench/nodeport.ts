@@ -38,7 +38,7 @@ const t0 = process.hrtime.bigint();
 function one(done) {
   if (stop) return done();
   const s = net.connect(Number(port), host);
-  s.on('connect', () => { n++; s.resetAndDestroy(); one(done); });
+  s.once('data', () => { n++; s.resetAndDestroy(); one(done); });
   s.on('error', () => { s.destroy(); one(done); });
 }
 let left = Number(conc);
@@ -240,7 +240,7 @@ export const nodeportBench: Benchmark = {
       notes.push(
         '(a) in-process and nft-binary figures time the look-up and diff of the changed key + render + one transaction, as the agent applies an API change; the agent adds its store commit and API round trip on top',
         '(a) iptables: three `iptables -A` execs per deploy, as the incident code did (PREROUTING, OUTPUT, POSTROUTING)',
-        '(c) load: one outside client (node), 16 concurrent connects, reset after connect, CPU-bound on a shared 2-core machine, so rates are noisy; ratios are medians of per-round ratios; the iptables chain has the live rule last',
+        '(c) load: one outside client (node), 16 concurrent closed-loop connections (connect, read the answer, reset), CPU-bound on a shared 2-core machine, so rates are noisy; ratios are medians of per-round ratios; the iptables chain has the live rule last',
       );
       return {
         mappings: n,
