@@ -57,7 +57,10 @@ async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 1
 }
 
 /** A sandbox namespace with a lease from the agent (the address the allocator chose). */
-async function leasedSandbox(r: Rig, id: string): Promise<Sandbox & { ip: string }> {
+async function leasedSandbox(
+  r: Pick<Rig, 'bed' | 'agent'>,
+  id: string,
+): Promise<Sandbox & { ip: string }> {
   const sb = await r.bed.addSandbox();
   const lease = await r.agent.json<{ ip: string }>([
     'lease',
@@ -316,6 +319,49 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
     `only b answers now (${after.length} answers)`,
   );
   t.equal(pinger.answers.slice(-1)[0], 'b');
+});
+
+t.test('a failed incremental transaction falls back to a full replace', async (t) => {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  // No periodic sweep during the test: the API change itself meets the drift.
+  const agent = AgentProcess.start(bed, {
+    subnet: SUBNET,
+    'sweep-seconds': '3600',
+    'metrics-listen': METRICS,
+  });
+  t.teardown(async () => {
+    await agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  const a = await leasedSandbox({ bed, agent }, 'a');
+  const add = (port: string) =>
+    agent.json([
+      'port',
+      'add',
+      '--sandbox',
+      'a',
+      '--proto',
+      'tcp',
+      '--host-port',
+      port,
+      '--port',
+      '80',
+    ]);
+  await add('7100');
+  await add('7101');
+  await run(['nft', 'delete element ip bridgeward nodeports { tcp . 7100 }'], {
+    netns: bed.runnerNs,
+  });
+  // Deleting the element the kernel no longer has fails the transaction as a whole.
+  await agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '7100']);
+  t.same((await table(bed)).elements, [{ proto: 'tcp', hostPort: 7101, addr: a.ip, port: 80 }]);
+  const metrics = await run(['curl', '-s', `http://${METRICS}/metrics`], { netns: bed.runnerNs });
+  t.match(metrics.stdout, /^bridgeward_nft_transactions_total\{result="error"\} 1$/m);
+  t.ok(
+    agent.logs.some((l) => l.msg === 'node-port transaction failed; replacing the whole table'),
+    'logged',
+  );
 });
 
 t.test('clear errors for bad port requests; nothing changes', async (t) => {
