@@ -7,6 +7,7 @@
  * await agent.stop();
  */
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
@@ -112,6 +113,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       pool: { subnet: cfg.subnet, gateway: cfg.gateway, cooldownMs: cfg.cooldownSeconds * 1000 },
       log,
       metrics,
+      node: hostname(),
     });
     ipam.addLiveSource(neighbours);
     if (bpf) ipam.addLiveSource(bpf.source);

@@ -12,7 +12,9 @@
  * - bind: a lease without a MAC (or port) learns it from unambiguous evidence.
  *
  * Only periodic sweeps count towards the thresholds (`count: true`); boot and event-driven
- * sweeps reserve and bind but never advance counters.
+ * sweeps reserve and bind but never advance counters. With a shared store (`node` set), an
+ * agent reaps only its own leases and lifts only its own quarantines: another runner's sandbox
+ * is never on this agent's wire.
  *
  * @example
  * const plan = planReconcile({ pool, snapshot, live, declared: new Set(['a']), counters, missThreshold: 3, count: true });
@@ -50,6 +52,11 @@ export interface ReconcileInput {
   readonly missThreshold: number;
   /** Whether this pass advances the counters (periodic sweeps only). */
   readonly count: boolean;
+  /**
+   * This agent's node name when the store is shared (etcd): only leases it allocated are reaped
+   * and only quarantines it set are lifted. Null when the store is this agent's alone.
+   */
+  readonly node: string | null;
 }
 
 /** What to do. */
@@ -89,7 +96,8 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const bind: { sandbox: string; mac: string; ifindex?: number }[] = [];
   for (const l of snapshot.leases) {
     const ev = live.get(l.ip);
-    const gone = input.declared !== null && !input.declared.has(l.sandbox) && !ev;
+    const mine = input.node === null || l.node === input.node;
+    const gone = mine && input.declared !== null && !input.declared.has(l.sandbox) && !ev;
     const before = input.counters.misses.get(l.sandbox) ?? 0;
     const count = gone ? before + (input.count ? 1 : 0) : 0;
     if (gone && count >= input.missThreshold)
@@ -103,6 +111,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const lift: { ip: string; reason: string; sweeps: number }[] = [];
   for (const q of snapshot.quarantine) {
     if (!SELF_LIFTING_REASONS.includes(q.reason)) continue;
+    if (input.node !== null && q.evidence.node !== input.node) continue;
     const count = live.has(q.ip)
       ? 0
       : (input.counters.quiet.get(q.ip) ?? 0) + (input.count ? 1 : 0);

@@ -111,6 +111,7 @@ export class Reconciler {
           counters: this.#counters,
           missThreshold: this.#missSweeps,
           count: trigger === 'periodic',
+          node: store.kind === 'etcd' ? ipam.node : null,
         });
         await this.#apply(plan);
         this.#counters = plan.counters;

@@ -40,6 +40,8 @@ export interface IpamOptions {
   readonly metrics?: Pick<Metrics, 'allocations' | 'leases'>;
   /** Clock (ms since the epoch); tests pass a fake. */
   readonly now?: () => number;
+  /** This agent's node name, recorded on its leases and quarantines (default: none). */
+  readonly node?: string;
 }
 
 /** The outcome of a release. */
@@ -91,6 +93,7 @@ export class IpamService {
   readonly #log: Logger;
   readonly #metrics: IpamOptions['metrics'];
   readonly #now: () => number;
+  readonly #node: string | null;
   readonly #mutex = new Mutex();
   readonly #sources: LiveSource[] = [];
   readonly #allocations: PendingAllocation[] = [];
@@ -106,6 +109,12 @@ export class IpamService {
     this.#log = opts.log.child({ component: 'ipam' });
     this.#metrics = opts.metrics;
     this.#now = opts.now ?? Date.now;
+    this.#node = opts.node ?? null;
+  }
+
+  /** This agent's node name, or null when none was given. */
+  get node(): string | null {
+    return this.#node;
   }
 
   /** The pool this service allocates from. */
@@ -309,6 +318,7 @@ export class IpamService {
         sandbox: p.sandbox,
         ip,
         mac: p.mac,
+        ...(this.#node === null ? {} : { node: this.#node }),
         at: new Date(now),
       });
       if (!result.existing) {
@@ -346,7 +356,11 @@ export class IpamService {
     extra: Record<string, unknown> = {},
   ): Promise<void> {
     const at = new Date(this.#now());
-    const ev = { ...evidenceDetail(evidence), ...extra };
+    const ev = {
+      ...evidenceDetail(evidence),
+      ...(this.#node === null ? {} : { node: this.#node }),
+      ...extra,
+    };
     await this.#store.quarantine(
       { ip, reason, evidence: ev, since: at.toISOString(), until: null },
       at,

@@ -42,6 +42,7 @@ interface LeaseRecord {
   allocatedAt: string;
   updatedAt: string;
   releasedAt: string | null;
+  node: string | null;
 }
 
 /** Options of `openEtcdStore`. */
@@ -212,6 +213,7 @@ class EtcdStore implements LeaseStore {
         allocatedAt: at,
         updatedAt: at,
         releasedAt: null,
+        node: req.node ?? null,
       };
       await tx.get('cursor');
       tx.put(`lease/${req.ip}`, rec);
@@ -508,6 +510,7 @@ function toLease(r: LeaseRecord): Lease {
     ifindex: r.ifindex,
     ifname: r.ifname,
     state: 'active',
+    node: r.node ?? null,
     generation: r.generation,
     allocatedAt: r.allocatedAt,
     updatedAt: r.updatedAt,

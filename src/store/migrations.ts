@@ -73,4 +73,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     rotated_at  TEXT NOT NULL
   ) STRICT;
   `,
+  `
+  -- The agent (node) that allocated a lease, for stores shared by several agents.
+  ALTER TABLE leases ADD COLUMN node TEXT;
+  `,
 ];

@@ -42,6 +42,7 @@ interface LeaseRow {
   allocated_at: string;
   updated_at: string;
   released_at: string | null;
+  node: string | null;
 }
 
 interface QuarantineRow {
@@ -144,9 +145,9 @@ class SqliteStore implements LeaseStore {
         `SELECT * FROM leases WHERE state = 'released' ORDER BY ip`,
       ),
       upsertLease: db.prepare(
-        `INSERT INTO leases (ip, sandbox, mac, ifindex, ifname, state, generation, allocated_at, updated_at, released_at)
-         VALUES (@ip, @sandbox, @mac, NULL, NULL, 'active', @generation, @at, @at, NULL)
-         ON CONFLICT (ip) DO UPDATE SET sandbox = excluded.sandbox, mac = excluded.mac,
+        `INSERT INTO leases (ip, sandbox, mac, ifindex, ifname, state, generation, allocated_at, updated_at, released_at, node)
+         VALUES (@ip, @sandbox, @mac, NULL, NULL, 'active', @generation, @at, @at, NULL, @node)
+         ON CONFLICT (ip) DO UPDATE SET sandbox = excluded.sandbox, mac = excluded.mac, node = excluded.node,
            ifindex = NULL, ifname = NULL, state = 'active', generation = excluded.generation,
            allocated_at = excluded.allocated_at, updated_at = excluded.updated_at, released_at = NULL`,
       ),
@@ -233,7 +234,14 @@ class SqliteStore implements LeaseStore {
         });
       }
       const generation = (row?.generation ?? 0) + 1;
-      this.#q.upsertLease.run({ ip: req.ip, sandbox: req.sandbox, mac: req.mac, generation, at });
+      this.#q.upsertLease.run({
+        ip: req.ip,
+        sandbox: req.sandbox,
+        mac: req.mac,
+        generation,
+        at,
+        node: req.node ?? null,
+      });
       this.#q.setMeta.run('cursor', req.ip);
       this.#event(at, 'allocated', req.ip, req.sandbox, {
         generation,
@@ -547,6 +555,7 @@ function toLease(r: LeaseRow): Lease {
     ifindex: r.ifindex,
     ifname: r.ifname,
     state: 'active',
+    node: r.node,
     generation: r.generation,
     allocatedAt: r.allocated_at,
     updatedAt: r.updated_at,

@@ -24,6 +24,11 @@ export interface Lease {
   readonly ifname: string | null;
   /** Always 'active' for a lease returned by the store. */
   readonly state: 'active';
+  /**
+   * The agent (node) that allocated it, so agents sharing an etcd store reap only their own
+   * leases; null when unknown (leases from before it was recorded).
+   */
+  readonly node?: string | null;
   /** Increments every time the address gets a new owner. */
   readonly generation: number;
   /** ISO time the lease was created. */
@@ -126,6 +131,8 @@ export interface ClaimRequest {
   readonly ip: string;
   /** MAC, if the caller knows it already. */
   readonly mac: string | null;
+  /** The allocating agent's node name, when known. */
+  readonly node?: string;
   /** Time of the claim. */
   readonly at: Date;
 }

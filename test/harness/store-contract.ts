@@ -64,6 +64,21 @@ export function storeContract(t: Test, open: () => Promise<LeaseStore>): void {
     t.equal((await s.snapshot()).leases.length, 1);
   });
 
+  t.test('a claim records the allocating node', async (t) => {
+    const s = await fresh(t);
+    const { lease } = await s.claim({
+      sandbox: 'a',
+      ip: '10.8.64.2',
+      mac: null,
+      node: 'runner-1',
+      at: at(0),
+    });
+    t.equal(lease.node, 'runner-1');
+    t.equal((await s.leaseBySandbox('a'))?.node, 'runner-1');
+    await s.claim({ sandbox: 'b', ip: '10.8.64.3', mac: null, at: at(0) });
+    t.equal((await s.leaseBySandbox('b'))?.node, null);
+  });
+
   t.test('release cools the address; the next owner gets generation + 1', async (t) => {
     const s = await fresh(t);
     await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: at(0) });

@@ -37,6 +37,7 @@ function input(over: Partial<ReconcileInput>): ReconcileInput {
     counters: NO_COUNTERS,
     missThreshold: 3,
     count: true,
+    node: null,
     ...over,
   };
 }
@@ -162,3 +163,31 @@ t.test('binds a MAC and port from unambiguous evidence only', async (t) => {
     { sandbox: 'b', mac: '02:00:00:00:00:01', ifindex: 7 },
   ]);
 });
+
+t.test(
+  "with a shared store, only this node's leases are reaped and quarantines lifted",
+  async (t) => {
+    const snapshot = {
+      leases: [
+        { ...lease('mine', '10.8.64.2'), node: 'n1' },
+        { ...lease('theirs', '10.8.64.3'), node: 'n2' },
+        lease('unknown', '10.8.64.4'),
+      ],
+      cooling: [],
+      quarantine: [
+        { ...q('10.8.64.5', 'live-after-release'), evidence: { node: 'n1' } },
+        { ...q('10.8.64.6', 'live-after-release'), evidence: { node: 'n2' } },
+      ],
+      cursor: null,
+    };
+    const p = planReconcile(input({ snapshot, declared: new Set(), node: 'n1', missThreshold: 1 }));
+    t.same(
+      p.reap.map((r) => r.sandbox),
+      ['mine'],
+    );
+    t.same(
+      p.lift.map((l) => l.ip),
+      ['10.8.64.5'],
+    );
+  },
+);

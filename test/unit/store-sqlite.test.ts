@@ -145,3 +145,20 @@ t.test('close() still commits writes queued in the same turn', async (t) => {
   t.teardown(() => again.close());
   t.ok(await again.leaseBySandbox('late'));
 });
+
+t.test('a version-1 file is migrated forward and keeps its leases', async (t) => {
+  const path = join(dir, 'v1.db');
+  const db = new Database(path);
+  db.exec(SQLITE_MIGRATIONS[0] as string);
+  db.pragma('user_version = 1');
+  db.prepare(
+    "INSERT INTO leases (ip, sandbox, state, generation, allocated_at, updated_at) VALUES ('10.8.64.7', 'old', 'active', 3, 'x', 'x')",
+  ).run();
+  db.close();
+  const s = openSqliteStore(path);
+  t.teardown(() => s.close());
+  t.match(await s.leaseBySandbox('old'), { ip: '10.8.64.7', generation: 3, node: null });
+  const check = new Database(path, { readonly: true });
+  t.teardown(() => check.close());
+  t.equal(check.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+});
