@@ -2,7 +2,8 @@
  * `npm run bench -- detect [--trials N] [--storm-pps N] [--storm-seconds N]`: bridgeward's
  * conflict detection side by side with Debian's arpwatch watching the same rt0 in the same run.
  *
- * Latency: per trial a fresh address is announced by sandbox A, then claimed by sandbox B with
+ * Latency: per trial sandbox A gets a lease (through the API) and announces its address, then
+ * sandbox B claims it with
  * one gratuitous ARP; the time from B's send (CLOCK_MONOTONIC in the sender) to bridgeward's
  * `duplicate-ip` event on `GET /v1/events`, and to arpwatch's `changed ethernet address` report.
  * CPU: a sustained storm of ARP requests from a third sandbox; the agent's process time
@@ -11,8 +12,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { apiRequest } from '../src/api/client.js';
 import { openEventStream } from '../src/api/event-stream-client.js';
 import type { Finding } from '../src/detect/finding.js';
 import { run } from '../src/exec.js';
@@ -158,6 +161,7 @@ const round = (x: number | null, d = 3) =>
 export const detectBench: Benchmark = {
   async run(argv) {
     const trials = flag(argv, 'trials', 30);
+    if (trials > 150) throw new Error('--trials is at most 150 (one lease per trial in a /24)');
     const stormPps = flag(argv, 'storm-pps', 20_000);
     const stormSeconds = flag(argv, 'storm-seconds', 10);
     const notes: string[] = [];
@@ -233,7 +237,11 @@ export const detectBench: Benchmark = {
       let bwMissed = 0;
       let awMissed = 0;
       for (let i = 0; i < trials; i++) {
-        const ip = `10.8.64.${10 + (i % 180)}`;
+        // A holds a lease on the address, as a real sandbox would; B is the duplicate.
+        const { ip } = await apiRequest<{ ip: string }>(agent.socket, 'POST', '/v1/leases', {
+          sandbox: `bench-a-${i}`,
+          mac: a.mac,
+        });
         await senderA.announce(ip);
         await new Promise((r) => setTimeout(r, 100));
         const sent = await senderB.announce(ip);
@@ -319,6 +327,7 @@ export const detectBench: Benchmark = {
           stormResult.sent > 0 ? round((awCpu * 1e9) / stormResult.sent, 1) : null,
         bridgeward_idle_cpu_s: round(idle.agent, 4),
         arpwatch_idle_cpu_s: round(idle.arpwatch, 4),
+        loadavg_1m: round(loadavg()[0] ?? null, 2),
         bridgeward_missed: bwMissed,
         arpwatch_missed: awMissed,
         notes,
