@@ -1,6 +1,6 @@
 /**
  * Runs nftables command buffers: in-process through libnftables (the addon's `nftRun`) when the
- * addon is available, otherwise by exec'ing the `nft` binary with the buffer on stdin. Either way
+ * addon is available, otherwise by exec'ing the `nft` binary on the buffer. Either way
  * one buffer is one kernel transaction (all-or-nothing). Text commands are accepted in JSON mode
  * too (libnftables falls back to the text parser), so JSON mode only changes the output.
  *
@@ -9,6 +9,9 @@
  * await nft.run('add element ip bridgeward nodeports { tcp . 80 : 10.8.64.2 . 80 }');
  * const listing = await nft.run('list table ip bridgeward', true);
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BridgewardError } from '../errors.js';
 import { run } from '../exec.js';
 import { loadNative, type NativeAddon } from '../native.js';
@@ -52,17 +55,26 @@ export function libnftablesDriver(nftRun: NativeAddon['nftRun']): NftDriver {
 }
 
 /**
- * The driver that execs `nft [-j] -f -` per buffer, optionally inside a network namespace
- * (`ip netns exec`), e.g. for benchmarks that drive a namespace from outside.
+ * The driver that execs `nft [-j] -f FILE` per buffer (the buffer goes through a private temp
+ * file: `-f -` opens /dev/stdin, which fails when stdin is a socket, as some process managers
+ * give), optionally inside a network namespace (`ip netns exec`), e.g. for benchmarks that drive
+ * a namespace from outside.
  */
 export function nftBinaryDriver(netns?: string): NftDriver {
   return {
     kind: 'nft-binary',
     async run(script, json = false) {
-      const argv = json ? ['nft', '-j', '-f', '-'] : ['nft', '-f', '-'];
-      const r = await run(argv, { input: script, check: false, ...(netns ? { netns } : {}) });
-      if (r.code !== 0) throw nftError(r.stderr || r.stdout, script);
-      return r.stdout;
+      const dir = await mkdtemp(join(tmpdir(), 'bridgeward-nft-'));
+      try {
+        const file = join(dir, 'commands.nft');
+        await writeFile(file, script, { mode: 0o600 });
+        const argv = json ? ['nft', '-j', '-f', file] : ['nft', '-f', file];
+        const r = await run(argv, { check: false, ...(netns ? { netns } : {}) });
+        if (r.code !== 0) throw nftError(r.stderr || r.stdout, script);
+        return r.stdout;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   };
 }
