@@ -77,6 +77,11 @@ interface Active {
   resolvedAt: number | null;
 }
 
+/** Most MACs tracked per address; a flood of spoofed MACs evicts the longest-silent claim. */
+const MAX_CLAIMS_PER_IP = 64;
+/** Most MACs, ports or sandboxes kept as evidence in one finding. */
+const MAX_EVIDENCE = 32;
+
 const CLAIM_KINDS: ReadonlySet<Observation['kind']> = new Set([
   'arp-request',
   'arp-reply',
@@ -238,6 +243,7 @@ export class ConflictDetector {
     const renews = obs.source !== 'netlink-neigh' || this.#neighMac.get(ip) !== mac;
     if (obs.source === 'netlink-neigh') this.#neighMac.set(ip, mac);
     if (!existing) {
+      if (byMac.size >= MAX_CLAIMS_PER_IP) evictOldest(byMac);
       byMac.set(mac, {
         mac,
         port,
@@ -362,19 +368,18 @@ export class ConflictDetector {
   #merge(a: Active, claims: Claim[], lease: LeaseRef | undefined, leases: LeaseIndex): boolean {
     const before = a.macs.size + a.ports.size + a.sandboxes.size;
     for (const c of claims) {
-      a.macs.add(c.mac);
       a.lastSeen = Math.max(a.lastSeen, c.lastSeen);
       for (const s of c.sources) a.sources.add(s);
+      if (a.macs.size < MAX_EVIDENCE) a.macs.add(c.mac);
       const port = this.#effectivePort(c);
-      if (port !== null) {
-        const name = this.#portNames.get(port) ?? a.ports.get(port) ?? null;
-        a.ports.set(port, name);
+      if (port !== null && (a.ports.has(port) || a.ports.size < MAX_EVIDENCE)) {
+        a.ports.set(port, this.#portNames.get(port) ?? a.ports.get(port) ?? null);
       }
       const owner =
         leases.byMac.get(c.mac) ?? (port !== null ? leases.byPort.get(port) : undefined);
-      if (owner) a.sandboxes.add(owner.sandbox);
+      if (owner && a.sandboxes.size < MAX_EVIDENCE) a.sandboxes.add(owner.sandbox);
     }
-    if (lease) a.sandboxes.add(lease.sandbox);
+    if (lease && a.sandboxes.size < MAX_EVIDENCE) a.sandboxes.add(lease.sandbox);
     return a.macs.size + a.ports.size + a.sandboxes.size > before;
   }
 
@@ -404,6 +409,12 @@ export class ConflictDetector {
 function conflictStart(kind: FindingKind, claims: readonly Claim[]): number {
   const starts = claims.map((c) => c.firstSeen).sort((x, y) => x - y);
   return (kind === 'duplicate-ip' ? starts[1] : starts[0]) ?? 0;
+}
+
+function evictOldest(byMac: Map<string, Claim>): void {
+  let oldest: Claim | undefined;
+  for (const c of byMac.values()) if (!oldest || c.lastSeen < oldest.lastSeen) oldest = c;
+  if (oldest) byMac.delete(oldest.mac);
 }
 
 function iso(ms: number): string {

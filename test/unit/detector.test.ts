@@ -299,3 +299,17 @@ t.test('history is bounded', async (t) => {
     ['10.8.64.11', '10.8.64.12'],
   );
 });
+
+t.test('a flood of spoofed MACs stays bounded', async (t) => {
+  const d = detector();
+  for (let i = 0; i < 5000; i++) {
+    const mac = `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    d.observe(arp('10.8.64.7', mac, PA + (i % 50), i), NO_LEASES);
+  }
+  const dup = d.active().find((f) => f.kind === 'duplicate-ip');
+  const unleased = d.active().find((f) => f.kind === 'unleased-claim');
+  t.equal(dup?.macs.length, 32, 'evidence capped');
+  t.ok((dup?.ports.length ?? 0) <= 32);
+  t.equal(unleased?.macs.length, 32);
+  t.equal(dup?.lastSeen, new Date(4999).toISOString(), 'still tracking the newest claims');
+});
