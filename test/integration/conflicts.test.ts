@@ -321,3 +321,45 @@ for i in range(4000):
     t.equal((await agent.stop()).code, 0, 'and stops cleanly');
   },
 );
+
+t.test('--webhook: every finding change is POSTed to the operator', async (t) => {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  t.teardown(() => bed.destroy());
+  // The receiver runs in the runner namespace, where the agent's 127.0.0.1 is.
+  const receiver = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      bed.runnerNs,
+      process.execPath,
+      '-e',
+      `require('node:http').createServer((req, res) => { let b = ''; req.on('data', (c) => (b += c));
+         req.on('end', () => { process.stdout.write(b + '\\n'); res.end(); }); })
+         .listen(18080, '127.0.0.1', () => process.stdout.write('listening\\n'));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => void receiver.kill());
+  const bodies: { event: string; finding: Finding }[] = [];
+  let onLine: () => void = () => {};
+  createInterface({ input: receiver.stdout }).on('line', (line) => {
+    if (line !== 'listening') bodies.push(JSON.parse(line) as { event: string; finding: Finding });
+    onLine();
+  });
+  await new Promise<void>((r) => (onLine = r));
+  const agent = AgentProcess.start(bed, { subnet: SUBNET, webhook: 'http://127.0.0.1:18080/hook' });
+  t.teardown(() => agent.cleanup());
+  await agent.ready();
+  const rogue = await bed.addSandbox({ ip: bed.gateway });
+  await bed.exec(rogue.netns, ['arping', '-q', '-U', '-c', '2', '-I', 'eth0', bed.gateway], {
+    check: false,
+  });
+  await new Promise<void>((r) => {
+    onLine = () => bodies.length > 0 && r();
+    onLine();
+  });
+  t.equal(bodies[0]?.event, 'raised');
+  t.equal(bodies[0]?.finding.kind, 'gateway-claim');
+  t.same(bodies[0]?.finding.macs, [rogue.mac]);
+});
