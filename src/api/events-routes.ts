@@ -69,28 +69,30 @@ export function eventsRoutes(deps: EventsDeps): ApiRoutes {
       res.flushHeaders();
       open.add(res);
       let seq = 0;
-      const write = (text: string) => {
+      let closed = false;
+      const send = (event: string, data: string) => {
+        if (closed) return;
         if (res.writableLength > maxLag) {
           req.log.warn({ lagBytes: res.writableLength }, 'event stream consumer too slow; closing');
           close();
           return;
         }
-        res.write(text);
+        res.write(formatSse({ event, data, id: ++seq }));
       };
-      for (const f of deps.findings.active()) {
-        write(formatSse({ event: 'active', data: JSON.stringify(f), id: ++seq }));
-      }
-      const unsubscribe = deps.stream.subscribe((c) =>
-        write(formatSse({ event: c.type, data: JSON.stringify(c.finding), id: ++seq })),
-      );
-      const heartbeat = setInterval(() => write(': keep-alive\n\n'), heartbeatMs);
-      const close = () => {
+      const unsubscribe = deps.stream.subscribe((c) => send(c.type, JSON.stringify(c.finding)));
+      const heartbeat = setInterval(() => {
+        if (!closed) res.write(': keep-alive\n\n');
+      }, heartbeatMs);
+      function close() {
+        if (closed) return;
+        closed = true;
         unsubscribe();
         clearInterval(heartbeat);
         open.delete(res);
         res.end();
-      };
+      }
       res.on('close', close);
+      for (const f of deps.findings.active()) send('active', JSON.stringify(f));
     });
 
     // Streams never end by themselves: end them before the server waits for its connections.

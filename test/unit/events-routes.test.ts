@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { request } from 'node:http';
 import { startApi } from '../../src/api/server.js';
 import { eventsRoutes } from '../../src/api/events-routes.js';
 import { probeRoutes } from '../../src/api/probe-routes.js';
@@ -152,4 +153,37 @@ t.test('closing the API ends open streams instead of hanging', async (t) => {
 t.test('a client that cannot connect gets AGENT_UNREACHABLE', async (t) => {
   const s = openEventStream('/nonexistent/bw.sock', () => {});
   await t.rejects(s.ended, { code: 'AGENT_UNREACHABLE' });
+});
+
+t.test('a consumer that stops reading is dropped instead of buffering forever', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-events-'));
+  const socket = join(dir, 'api.sock');
+  const stream = new FindingStream();
+  const api = await startApi({
+    socket,
+    log: quiet,
+    routes: [
+      eventsRoutes({
+        findings: { active: () => [], cleared: () => [] },
+        stream,
+        maxLagBytes: 64 << 10,
+      }),
+    ],
+  });
+  t.teardown(async () => {
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const req = request({ socketPath: socket, path: '/v1/events' }, (res) => res.pause());
+  req.end();
+  while (stream.subscribers === 0) await new Promise((r) => setTimeout(r, 5));
+  const big = { ...finding('10.8.64.5'), sandboxes: ['x'.repeat(4000)] };
+  let published = 0;
+  while (stream.subscribers > 0 && published < 10_000) {
+    stream.publish({ type: 'updated', finding: big });
+    published++;
+    await new Promise((r) => setImmediate(r));
+  }
+  t.equal(stream.subscribers, 0, `dropped after ${published} changes`);
+  req.destroy();
 });
