@@ -22,7 +22,7 @@ import { startMetricsServer } from './api/metrics-server.js';
 import { statusRoutes, type AgentStatus } from './api/status-routes.js';
 import { loadNative } from './native.js';
 import { NodePorts } from './nodeport/node-ports.js';
-import { openNftDriver } from './nodeport/nft-driver.js';
+import { nftBinaryDriver, openNftDriver } from './nodeport/nft-driver.js';
 import { clearConntrack } from './nodeport/conntrack.js';
 import { enableNodePortSysctls } from './nodeport/sysctls.js';
 import { HairpinPorts } from './nodeport/hairpin.js';
@@ -143,6 +143,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     const nodePorts = new NodePorts({
       store,
       nft: openNftDriver(),
+      reader: nftBinaryDriver(),
       table: { bridge: bridge.name, subnet: cfg.subnetText },
       metrics,
       log,

@@ -13,7 +13,7 @@
  * All kernel work is serialised, so a verify never races an apply.
  *
  * @example
- * const np = new NodePorts({ store, nft: openNftDriver(), table: { bridge: 'rt0', subnet: '10.8.64.0/24' }, metrics, log, clearConntrack });
+ * const np = new NodePorts({ store, nft: openNftDriver(), reader: nftBinaryDriver(), table, metrics, log, clearConntrack, hairpin });
  * await np.start();
  * await np.add({ proto: 'tcp', hostPort: 6667, sandbox: 'app-2', port: 8080 });
  */
@@ -61,8 +61,13 @@ export interface NodePortDeps {
     LeaseStore,
     'listPorts' | 'snapshot' | 'putPort' | 'removePort' | 'leaseBySandbox'
   >;
-  /** Runs nft buffers. */
+  /** Runs the transactions (in-process libnftables when available: sub-millisecond). */
   readonly nft: NftDriver;
+  /**
+   * Runs the read-backs. Listing 10,000 elements takes libnftables ~120 ms of blocking work, so
+   * the agent lists through the `nft` binary in a child process and the API never stalls.
+   */
+  readonly reader: NftDriver;
   /** The bridge and sandbox subnet the fixed rules match. */
   readonly table: TableSpec;
   /** Repair and transaction counters. */
@@ -260,7 +265,7 @@ export class NodePorts {
 
   async #readTable(): Promise<TableListing | null> {
     try {
-      return parseTableListing(await this.#d.nft.run(LIST_TABLE, true));
+      return parseTableListing(await this.#d.reader.run(LIST_TABLE, true));
     } catch (e) {
       if (isNoSuchObject(e)) return null;
       throw e;

@@ -76,69 +76,73 @@ async function leasedSandbox(
   return { ...sb, ip: lease.ip };
 }
 
-t.test('25 deploy cycles on tcp/6667: one element, reachable three ways each time', async (t) => {
-  const r = await rig(t);
-  const status = await r.agent.json<AgentStatus>(['status']);
-  t.equal(status.features.nftables, 'libnftables', 'in-process libnftables in use');
-  const sysctl = await run(['sysctl', '-n', 'net.ipv4.conf.rt0.route_localnet'], {
-    netns: r.bed.runnerNs,
-  });
-  t.equal(sysctl.stdout.trim(), '1', 'route_localnet on the bridge');
-  const all = await run(['sysctl', '-n', 'net.ipv4.conf.all.route_localnet'], {
-    netns: r.bed.runnerNs,
-  });
-  t.equal(all.stdout.trim(), '0', 'route_localnet not on all');
+t.test(
+  '25 deploy cycles on tcp/6667: one element, reachable from every side each time',
+  async (t) => {
+    const r = await rig(t);
+    const status = await r.agent.json<AgentStatus>(['status']);
+    t.equal(status.features.nftables, 'libnftables', 'in-process libnftables in use');
+    const sysctl = await run(['sysctl', '-n', 'net.ipv4.conf.rt0.route_localnet'], {
+      netns: r.bed.runnerNs,
+    });
+    t.equal(sysctl.stdout.trim(), '1', 'route_localnet on the bridge');
+    const all = await run(['sysctl', '-n', 'net.ipv4.conf.all.route_localnet'], {
+      netns: r.bed.runnerNs,
+    });
+    t.equal(all.stdout.trim(), '0', 'route_localnet not on all');
 
-  let prev: { id: string; sb: Sandbox; srv: NameServer } | null = null;
-  let last = '';
-  const failures: string[] = [];
-  for (let i = 1; i <= 25; i++) {
-    const id = `app-v${i}`;
-    const sb = await leasedSandbox(r, id);
-    const srv = await NameServer.start(sb.netns, 'tcp', 8080, id);
-    if (prev) await r.agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '6667']);
-    const view = await r.agent.json<NodePortView>([
-      'port',
-      'add',
-      '--sandbox',
-      id,
-      '--proto',
-      'tcp',
-      '--host-port',
-      '6667',
-      '--port',
-      '8080',
-    ]);
-    if (view.addr !== sb.ip) failures.push(`cycle ${i}: add answered ${view.addr}`);
-    if (prev) {
-      await prev.srv.stop();
-      await r.bed.removeSandbox(prev.sb);
-      await r.agent.json(['lease', 'release', '--sandbox', prev.id]);
+    let prev: { id: string; sb: Sandbox; srv: NameServer } | null = null;
+    let last = '';
+    const failures: string[] = [];
+    for (let i = 1; i <= 25; i++) {
+      const id = `app-v${i}`;
+      const sb = await leasedSandbox(r, id);
+      const srv = await NameServer.start(sb.netns, 'tcp', 8080, id);
+      if (prev) await r.agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '6667']);
+      const view = await r.agent.json<NodePortView>([
+        'port',
+        'add',
+        '--sandbox',
+        id,
+        '--proto',
+        'tcp',
+        '--host-port',
+        '6667',
+        '--port',
+        '8080',
+      ]);
+      if (view.addr !== sb.ip) failures.push(`cycle ${i}: add answered ${view.addr}`);
+      if (prev) {
+        await prev.srv.stop();
+        await r.bed.removeSandbox(prev.sb);
+        await r.agent.json(['lease', 'release', '--sandbox', prev.id]);
+      }
+      const els = (await table(r.bed)).elements.filter((e) => e.hostPort === 6667);
+      if (els.length !== 1 || els[0]?.addr !== sb.ip) {
+        failures.push(`cycle ${i}: elements ${JSON.stringify(els)}`);
+      }
+      const answers = {
+        localhost: await askName(r.bed.runnerNs, 'tcp', '127.0.0.1', 6667),
+        ownAddress: await askName(r.bed.runnerNs, 'tcp', r.outside.runnerIp, 6667),
+        outside: await askName(r.outside.netns, 'tcp', r.outside.runnerIp, 6667),
+        hairpin: await askName(sb.netns, 'tcp', r.outside.runnerIp, 6667),
+      };
+      for (const [how, got] of Object.entries(answers)) {
+        if (got !== id) failures.push(`cycle ${i}: ${how} reached ${JSON.stringify(got)}`);
+      }
+      prev = { id, sb, srv };
+      last = sb.ip;
     }
-    const els = (await table(r.bed)).elements.filter((e) => e.hostPort === 6667);
-    if (els.length !== 1 || els[0]?.addr !== sb.ip) {
-      failures.push(`cycle ${i}: elements ${JSON.stringify(els)}`);
-    }
-    const answers = {
-      localhost: await askName(r.bed.runnerNs, 'tcp', '127.0.0.1', 6667),
-      outside: await askName(r.outside.netns, 'tcp', r.outside.runnerIp, 6667),
-      hairpin: await askName(sb.netns, 'tcp', r.outside.runnerIp, 6667),
-    };
-    for (const [how, got] of Object.entries(answers)) {
-      if (got !== id) failures.push(`cycle ${i}: ${how} reached ${JSON.stringify(got)}`);
-    }
-    prev = { id, sb, srv };
-    last = sb.ip;
-  }
-  await prev?.srv.stop();
-  t.same(
-    failures,
-    [],
-    'every cycle: exactly one element, and 127.0.0.1, outside and hairpin reach the live sandbox',
-  );
-  const list = await r.agent.json<NodePortView[]>(['port', 'list']);
-  t.same(list, [{ proto: 'tcp', hostPort: 6667, sandbox: 'app-v25', port: 8080, addr: last }]);
-});
+    await prev?.srv.stop();
+    t.same(
+      failures,
+      [],
+      'every cycle: exactly one element; 127.0.0.1 and own address from the runner, outside and hairpin reach the live sandbox',
+    );
+    const list = await r.agent.json<NodePortView[]>(['port', 'list']);
+    t.same(list, [{ proto: 'tcp', hostPort: 6667, sandbox: 'app-v25', port: 8080, addr: last }]);
+  },
+);
 
 t.test(
   'SIGKILL between store commit and nft apply: restart rebuilds the table from the store',
