@@ -46,6 +46,8 @@ export interface Config {
   readonly cooldownSeconds: number;
   /** Seconds between periodic reconcile sweeps. */
   readonly sweepSeconds: number;
+  /** Seconds a conflict must stay gone before its finding clears (and its quarantine lifts). */
+  readonly holdDownSeconds: number;
   /** Optional webhook URL that receives findings. */
   readonly webhook: string | null;
   /** bpffs directory where the agent pins its maps and programs. */
@@ -73,6 +75,7 @@ export interface RawConfig {
   logLevel?: string;
   cooldownSeconds?: number | string;
   sweepSeconds?: number | string;
+  holdDownSeconds?: number | string;
   webhook?: string;
   bpfPinDir?: string;
   identityListen?: string;
@@ -91,6 +94,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'logLevel',
   'cooldownSeconds',
   'sweepSeconds',
+  'holdDownSeconds',
   'webhook',
   'bpfPinDir',
   'identityListen',
@@ -107,6 +111,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   cooldownSeconds: 1800,
   sweepSeconds: 10,
+  holdDownSeconds: 60,
   bpfPinDir: '/sys/fs/bpf/bridgeward',
 } as const;
 
@@ -207,6 +212,7 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
     logLevel: logLevel as LogLevel,
     cooldownSeconds: seconds(raw.cooldownSeconds, 'cooldown-seconds', 0, 7 * 86400),
     sweepSeconds: seconds(raw.sweepSeconds, 'sweep-seconds', 1, 3600),
+    holdDownSeconds: seconds(raw.holdDownSeconds, 'hold-down-seconds', 1, 86400),
     webhook,
     bpfPinDir: absPath(raw.bpfPinDir, 'bpf-pin-dir'),
     identityListen:

@@ -24,7 +24,7 @@ import { watchBridgePorts } from './bridge-ports.js';
 
 /** What detection needs from the agent. */
 export interface DetectionDeps {
-  /** The validated configuration (subnet, gateway, webhook). */
+  /** The validated configuration (subnet, gateway, hold-down, webhook). */
   readonly cfg: Config;
   /** The rtnetlink adapter (link events). */
   readonly rtnl: Rtnl;
@@ -61,6 +61,7 @@ export async function startDetection(deps: DetectionDeps): Promise<Detection> {
     gateway: cfg.gateway,
     hostMacs: bridge.mac ? [bridge.mac] : [],
     bridgeIfindex: bridge.index,
+    holdDownMs: cfg.holdDownSeconds * 1000,
   });
   const stream = new FindingStream();
   const webhook = cfg.webhook

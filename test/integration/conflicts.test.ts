@@ -363,3 +363,51 @@ t.test('--webhook: every finding change is POSTed to the operator', async (t) =>
   t.equal(bodies[0]?.finding.kind, 'gateway-claim');
   t.same(bodies[0]?.finding.macs, [rogue.mac]);
 });
+
+t.test(
+  'a finding clears after the hold-down, lifts its quarantine, and stays in the history',
+  async (t) => {
+    const { bed, agent } = await startAgent(t, { 'hold-down-seconds': '1' });
+    const squatter = await bed.addSandbox({ ip: '10.8.64.9' });
+    await bed.exec(squatter.netns, ['arping', '-q', '-U', '-c', '2', '-I', 'eth0', '10.8.64.9'], {
+      check: false,
+    });
+    const f = await waitForFinding(
+      agent,
+      (x) => x.kind === 'unleased-claim' && x.ip === '10.8.64.9',
+    );
+    await agent.waitForLog((l) => l.msg === '10.8.64.9 quarantined (unleased-claim)');
+    await bed.removeSandbox(squatter); // the conflict is gone with its port
+    const deadline = Date.now() + 15_000;
+    while ((await findings(agent)).length > 0) {
+      if (Date.now() > deadline) throw new Error('the finding did not clear');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const all = await findings(agent, true);
+    t.same(
+      all.map((x) => [x.id, x.state]),
+      [[f.id, 'cleared']],
+      'conflicts --all keeps the cleared finding',
+    );
+    t.ok(all[0]?.clearedAt, 'with the time it cleared');
+    await agent.waitForLog(
+      (l) => l.msg === '10.8.64.9 released from quarantine (unleased-claim cleared)',
+    );
+    const q = await agent.json<{ ip: string }[]>(['quarantine', 'list']);
+    t.notOk(
+      q.some((r) => r.ip === '10.8.64.9'),
+      'quarantine lifted',
+    );
+    const history = await agent.json<
+      { kind: string; detail: { event?: string; finding?: string } }[]
+    >(['lease', 'history', '--ip', '10.8.64.9']);
+    t.same(
+      history.filter((e) => e.kind === 'finding').map((e) => [e.detail.event, e.detail.finding]),
+      [
+        ['raised', 'unleased-claim'],
+        ['cleared', 'unleased-claim'],
+      ],
+      'the history keeps both',
+    );
+  },
+);

@@ -12,6 +12,8 @@ t.test('defaults and derived gateway', async (t) => {
   t.equal(c.subnetText, '10.8.64.0/24');
   t.same(c.store, { kind: 'sqlite' });
   t.same(c.metricsListen, { host: '127.0.0.1', port: 9464 });
+  t.equal(c.holdDownSeconds, 60);
+  t.equal(resolveConfig({ subnet: '10.8.64.0/24', holdDownSeconds: '5' }).holdDownSeconds, 5);
 });
 
 t.test('flags override the file, the file overrides defaults', async (t) => {
@@ -42,6 +44,10 @@ t.test('precise errors for bad values', async (t) => {
     [{ subnet: '10.8.64.0/24', logLevel: 'loud' }, /--log-level "loud": expected one of/],
     [{ subnet: '10.8.64.0/24', bridge: 'a-name-that-is-too-long' }, /--bridge/],
     [{ subnet: '10.8.64.0/24', cooldownSeconds: '-1' }, /--cooldown-seconds/],
+    [
+      { subnet: '10.8.64.0/24', holdDownSeconds: '0' },
+      /--hold-down-seconds "0": expected whole seconds 1\.\.86400/,
+    ],
   ];
   for (const [flags, re] of bad) {
     t.throws(() => resolveConfig(flags), re, JSON.stringify(flags));
