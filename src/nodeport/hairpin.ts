@@ -55,7 +55,6 @@ export function hairpinPorts(
 export class HairpinPorts {
   readonly #bridge: string;
   #on = new Set<string>();
-  #last = '';
 
   /** Manages ports of `bridge`. */
   constructor(bridge: string) {
@@ -67,13 +66,11 @@ export class HairpinPorts {
    * known yet. Does nothing (and turns nothing on) while br_netfilter is inactive.
    */
   async update(backends: readonly Backend[]): Promise<string[]> {
-    const key = JSON.stringify(backends);
-    if (key === this.#last || !(await brNetfilterActive())) return [];
+    if (!(await brNetfilterActive())) return [];
     const { ports, unresolved } = await this.#resolve(backends);
     for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
     for (const p of this.#on) if (!ports.has(p)) await setHairpin(p, false);
     this.#on = ports;
-    this.#last = unresolved.length ? '' : key;
     return unresolved;
   }
 
@@ -86,7 +83,6 @@ export class HairpinPorts {
     const { ports } = await this.#resolve([backend]);
     for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
     for (const p of ports) this.#on.add(p);
-    this.#last = '';
     return ports.size > 0;
   }
 
