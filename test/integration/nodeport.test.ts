@@ -98,6 +98,7 @@ t.test(
       const id = `app-v${i}`;
       const sb = await leasedSandbox(r, id);
       const srv = await NameServer.start(sb.netns, 'tcp', 8080, id);
+      t.teardown(() => srv.stop());
       if (prev) await r.agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '6667']);
       const view = await r.agent.json<NodePortView>([
         'port',
@@ -281,7 +282,9 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
   const a = await leasedSandbox(r, 'a');
   const b = await leasedSandbox(r, 'b');
   const sa = await NameServer.start(a.netns, 'udp', 5353, 'a');
+  t.teardown(() => sa.stop());
   const sb = await NameServer.start(b.netns, 'udp', 5353, 'b');
+  t.teardown(() => sb.stop());
   await r.agent.json([
     'port',
     'add',
@@ -295,11 +298,7 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
     '5353',
   ]);
   const pinger = UdpPinger.start(r.outside.netns, r.outside.runnerIp, 5300, 50);
-  t.teardown(async () => {
-    await pinger.stop();
-    await sa.stop();
-    await sb.stop();
-  });
+  t.teardown(() => pinger.stop());
   await waitFor('answers from a', async () => pinger.answers.includes('a'));
   await r.agent.json(['port', 'remove', '--proto', 'udp', '--host-port', '5300']);
   await r.agent.json([
