@@ -79,6 +79,8 @@ interface Active {
 
 /** Most MACs tracked per address; a flood of spoofed MACs evicts the longest-silent claim. */
 const MAX_CLAIMS_PER_IP = 64;
+/** Most MACs remembered with their port, and as gone. */
+const MAX_TRACKED_MACS = 65_536;
 /** Most MACs, ports or sandboxes kept as evidence in one finding. */
 const MAX_EVIDENCE = 32;
 
@@ -139,7 +141,7 @@ export class ConflictDetector {
     if (this.#hostMacs.has(mac) || !isUnicastMac(mac)) return [];
     const port = this.#portOf(obs.ifindex);
     if (obs.kind === 'fdb') {
-      if (port !== null) this.#macPort.set(mac, port);
+      if (port !== null) this.#learnPort(mac, port);
       this.#goneMacs.delete(mac);
       return [];
     }
@@ -150,7 +152,7 @@ export class ConflictDetector {
     if (fromKernelTable && this.#goneMacs.has(mac)) return [];
     if (!fromKernelTable) {
       this.#goneMacs.delete(mac);
-      if (port !== null) this.#macPort.set(mac, port);
+      if (port !== null) this.#learnPort(mac, port);
     }
     this.#claim(obs.ip, mac, port, obs, leases);
     return this.#evaluate(obs.ip, leases);
@@ -170,7 +172,7 @@ export class ConflictDetector {
       for (const [mac, c] of byMac) {
         if (this.#effectivePort(c) === ifindex) {
           byMac.delete(mac);
-          this.#goneMacs.add(mac);
+          this.#forgetMac(mac);
           touched.push(ip);
         }
       }
@@ -178,7 +180,7 @@ export class ConflictDetector {
     for (const [mac, p] of this.#macPort) {
       if (p === ifindex) {
         this.#macPort.delete(mac);
-        this.#goneMacs.add(mac);
+        this.#forgetMac(mac);
       }
     }
     return touched.flatMap((ip) => this.#evaluate(ip, leases));
@@ -227,6 +229,20 @@ export class ConflictDetector {
     return [...QUARANTINING_KINDS].some((k) => this.#active.has(`${k} ${ip}`));
   }
 
+  /** Records where a MAC is; the oldest entry goes when the table is full (spoofed floods). */
+  #learnPort(mac: string, port: number): void {
+    this.#macPort.delete(mac);
+    this.#macPort.set(mac, port);
+    if (this.#macPort.size > MAX_TRACKED_MACS) this.#macPort.delete(first(this.#macPort.keys()));
+  }
+
+  /** Marks a MAC as gone; the oldest mark goes when the set is full. */
+  #forgetMac(mac: string): void {
+    this.#goneMacs.delete(mac);
+    this.#goneMacs.add(mac);
+    if (this.#goneMacs.size > MAX_TRACKED_MACS) this.#goneMacs.delete(first(this.#goneMacs.keys()));
+  }
+
   #portOf(ifindex: number | null): number | null {
     return ifindex === null || ifindex === this.#bridgeIfindex || ifindex <= 0 ? null : ifindex;
   }
@@ -264,7 +280,7 @@ export class ConflictDetector {
     const known = this.#macPort.get(mac);
     if (port !== null && known !== undefined && known !== port) return []; // it moved; still there
     this.#macPort.delete(mac);
-    this.#goneMacs.add(mac);
+    this.#forgetMac(mac);
     const touched: string[] = [];
     for (const [ip, byMac] of this.#claims) {
       if (byMac.delete(mac)) touched.push(ip);
@@ -409,6 +425,10 @@ export class ConflictDetector {
 function conflictStart(kind: FindingKind, claims: readonly Claim[]): number {
   const starts = claims.map((c) => c.firstSeen).sort((x, y) => x - y);
   return (kind === 'duplicate-ip' ? starts[1] : starts[0]) ?? 0;
+}
+
+function first(keys: IterableIterator<string>): string {
+  return keys.next().value as string;
 }
 
 function evictOldest(byMac: Map<string, Claim>): void {
