@@ -26,6 +26,7 @@ import { nftBinaryDriver, openNftDriver } from './nodeport/nft-driver.js';
 import { clearConntrack } from './nodeport/conntrack.js';
 import { enableNodePortSysctls } from './nodeport/sysctls.js';
 import { HairpinPorts } from './nodeport/hairpin.js';
+import { reservedPorts } from './nodeport/reserved.js';
 import { portRoutes } from './api/port-routes.js';
 import { startIdentity } from './identity/service.js';
 import { identityOffRoutes, identityRoutes } from './api/identity-routes.js';
@@ -144,6 +145,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       store,
       nft: openNftDriver(),
       reader: nftBinaryDriver(),
+      reserved: reservedPorts(cfg),
       table: { bridge: bridge.name, subnet: cfg.subnetText },
       metrics,
       log,

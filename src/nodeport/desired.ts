@@ -13,18 +13,21 @@ import { elementKey, type NatElement } from './element.js';
 
 /**
  * Joins mappings with leases. Mappings whose sandbox has no lease are left out (the store
- * removes a lease's ports with the lease, so this only covers a read that raced a release).
- * The result is sorted by key so renders are deterministic.
+ * removes a lease's ports with the lease, so this only covers a read that raced a release), and
+ * so are keys in `reserved` (the agent's own listening ports). The result is sorted by key so
+ * renders are deterministic.
  */
 export function desiredElements(
   mappings: readonly PortMapping[],
   leases: readonly { readonly sandbox: string; readonly ip: string }[],
+  reserved: ReadonlyMap<string, string> = new Map(),
 ): NatElement[] {
   const ipOf = new Map(leases.map((l) => [l.sandbox, l.ip]));
   const out: NatElement[] = [];
   for (const m of mappings) {
     const addr = ipOf.get(m.sandbox);
-    if (addr !== undefined) out.push({ proto: m.proto, hostPort: m.hostPort, addr, port: m.port });
+    if (addr === undefined || reserved.has(elementKey(m))) continue;
+    out.push({ proto: m.proto, hostPort: m.hostPort, addr, port: m.port });
   }
   return out.sort(compareElements);
 }

@@ -68,6 +68,11 @@ export interface NodePortDeps {
    * the agent lists through the `nft` binary in a child process and the API never stalls.
    */
   readonly reader: NftDriver;
+  /**
+   * Keys (`tcp . 7123`) of the agent's own listening ports with what uses them: a node port
+   * there would capture the agent's traffic (e.g. sandboxes' token requests), so it is refused.
+   */
+  readonly reserved: ReadonlyMap<string, string>;
   /** The bridge and sandbox subnet the fixed rules match. */
   readonly table: TableSpec;
   /** Repair and transaction counters. */
@@ -180,10 +185,19 @@ export class NodePorts {
   /**
    * Adds or moves a node port in the store, then applies it.
    *
-   * @throws BridgewardError UNKNOWN_SANDBOX, PORT_IN_USE (from the store), KERNEL_ERROR.
+   * @throws BridgewardError PORT_IN_USE (reserved, or another sandbox's), UNKNOWN_SANDBOX,
+   *   KERNEL_ERROR.
    */
   add(m: PortMapping): Promise<NodePortView> {
     return this.#serial(async () => {
+      const usedBy = this.#d.reserved.get(elementKey(m));
+      if (usedBy) {
+        throw new BridgewardError(
+          'PORT_IN_USE',
+          `${m.proto}/${m.hostPort} is reserved for ${usedBy} on this runner`,
+          { proto: m.proto, hostPort: m.hostPort },
+        );
+      }
       await this.#d.store.putPort(m, new Date());
       const lease = await this.#d.store.leaseBySandbox(m.sandbox);
       if (!lease) {
@@ -241,7 +255,7 @@ export class NodePorts {
     const backends = snap.leases
       .filter((l) => used.has(l.sandbox))
       .map((l) => ({ ip: l.ip, mac: l.mac, ifname: l.ifname }));
-    return { desired: desiredElements(ports, snap.leases), backends };
+    return { desired: desiredElements(ports, snap.leases, this.#d.reserved), backends };
   }
 
   async #hairpinInclude(backend: Backend): Promise<void> {

@@ -405,6 +405,16 @@ t.test('clear errors for bad port requests; nothing changes', async (t) => {
       /sandbox nobody has no active lease/,
     ],
     [
+      ['--sandbox', 'a', '--proto', 'tcp', '--host-port', '7123', '--port', '80'],
+      1,
+      /tcp\/7123 is reserved for the identity token server on this runner/,
+    ],
+    [
+      ['--sandbox', 'a', '--proto', 'tcp', '--host-port', '9464', '--port', '80'],
+      1,
+      /tcp\/9464 is reserved for the metrics endpoint on this runner/,
+    ],
+    [
       ['--sandbox', 'a', '--proto', 'sctp', '--host-port', '8001', '--port', '80'],
       2,
       /--proto "sctp": unknown protocol, expected tcp or udp/,

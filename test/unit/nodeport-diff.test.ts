@@ -5,6 +5,7 @@ import { diffElements, isEmptyDiff, renderDiff } from '../../src/nodeport/diff.j
 import type { NatElement } from '../../src/nodeport/element.js';
 import { parseTableListing } from '../../src/nodeport/readback.js';
 import { renderFullReplace, renderTable } from '../../src/nodeport/ruleset.js';
+import { reservedPorts } from '../../src/nodeport/reserved.js';
 
 const SPEC = { bridge: 'rt0', subnet: '10.8.64.0/24' };
 
@@ -33,6 +34,30 @@ t.test('desired elements join mappings with leases, skip lease-less ones, sort',
     e('tcp', 6667, '10.8.64.7', 8080),
     e('udp', 53, '10.8.64.9', 5353),
   ]);
+});
+
+t.test('reserved ports: never rendered, named after what listens there', async (t) => {
+  const reserved = reservedPorts({
+    identityListen: { host: '10.8.64.1', port: 7123 },
+    metricsListen: { host: '127.0.0.1', port: 9464 },
+  });
+  t.same(
+    [...reserved],
+    [
+      ['tcp . 7123', 'the identity token server'],
+      ['tcp . 9464', 'the metrics endpoint'],
+    ],
+  );
+  t.same([...reservedPorts({ identityListen: null, metricsListen: null })], []);
+  const got = desiredElements(
+    [
+      { proto: 'tcp', hostPort: 7123, sandbox: 'a', port: 80 },
+      { proto: 'udp', hostPort: 7123, sandbox: 'a', port: 80 },
+    ],
+    [{ sandbox: 'a', ip: '10.8.64.2' }],
+    reserved,
+  );
+  t.same(got, [e('udp', 7123, '10.8.64.2', 80)]);
 });
 
 t.test('diff: unchanged, added, removed, changed (delete + add)', async (t) => {
