@@ -25,6 +25,8 @@ t.test('SIGKILL chaos', async (t) => {
   const socket = agent.socket;
 
   let ops = 0;
+  /** Set when the run cannot go on (the agent did not come back): clients stop retrying. */
+  let failure: Error | null = null;
   const violations: string[] = [];
   /** ip -> sandbox, for every lease a client has been told it holds and not yet released. */
   const held = new Map<string, string>();
@@ -38,6 +40,7 @@ t.test('SIGKILL chaos', async (t) => {
     tolerate?: (e: unknown) => T | undefined,
   ): Promise<T> {
     for (;;) {
+      if (failure) throw failure;
       try {
         return await f();
       } catch (e) {
@@ -100,7 +103,12 @@ t.test('SIGKILL chaos', async (t) => {
       await agent.stop('SIGKILL');
       kills++;
       agent = AgentProcess.start(bed, { subnet: SUBNET }, agent);
-      await agent.ready(30_000);
+      try {
+        await agent.ready(60_000);
+      } catch (e) {
+        failure = new Error(`agent did not come back after kill ${kills}: ${(e as Error).message}`);
+        throw failure;
+      }
     }
     return kills;
   }
