@@ -154,6 +154,12 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     });
     await nodePorts.start();
     nodePorts.startLoop(cfg.sweepSeconds * 1000);
+    ipam.onReleased(
+      () =>
+        void nodePorts
+          .sync()
+          .catch((err: unknown) => log.warn({ err }, 'node-port sync after release failed')),
+    );
     closers.push(() => nodePorts.stop());
     const identity = cfg.identityListen
       ? await startIdentity({

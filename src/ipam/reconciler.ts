@@ -169,7 +169,7 @@ export class Reconciler {
       await ipam.quarantineLive(r.ip, 'live-unleased', r.evidence, { by: 'reconciler' });
     }
     for (const r of plan.reap) {
-      await store.release(r.sandbox, at, {
+      await ipam.reap(r.sandbox, at, {
         by: 'reconciler',
         reason: `not declared by the runtime and not seen on the wire for ${r.sweeps} sweeps`,
       });

@@ -100,6 +100,7 @@ export class IpamService {
   readonly #releases: PendingRelease[] = [];
   #draining = false;
   #check: PreHandoutCheck | null = null;
+  readonly #releasedListeners: ((lease: Lease) => void)[] = [];
   #metricsTimer: NodeJS.Timeout | null = null;
 
   /** Builds the service; add live sources and a pre-handout check before serving. */
@@ -167,6 +168,30 @@ export class IpamService {
   }
 
   /**
+   * Calls `listener` after every lease that ended (released or reaped) is committed, e.g. to
+   * take its node ports out of the kernel at once.
+   */
+  onReleased(listener: (lease: Lease) => void): void {
+    this.#releasedListeners.push(listener);
+  }
+
+  /**
+   * Ends a lease the reconciler found abandoned (not declared by the runtime, not seen on the
+   * wire). The caller holds the lock (`exclusive`).
+   *
+   * @throws BridgewardError UNKNOWN_SANDBOX; STORE_UNAVAILABLE.
+   */
+  async reap(sandbox: string, at: Date, detail: Record<string, unknown>): Promise<Lease> {
+    const lease = await this.#store.release(sandbox, at, detail);
+    this.#notifyReleased(lease);
+    return lease;
+  }
+
+  #notifyReleased(lease: Lease): void {
+    for (const listener of this.#releasedListeners) listener(lease);
+  }
+
+  /**
    * Ends the sandbox's lease (the caller has confirmed the sandbox is gone). If the address is
    * still seen live it is quarantined ('live-after-release') instead of cooling towards reuse.
    *
@@ -214,6 +239,7 @@ export class IpamService {
         p.reject(r.reason);
         continue;
       }
+      this.#notifyReleased(r.value);
       const evidence = live.get(r.value.ip) ?? null;
       try {
         if (evidence) {

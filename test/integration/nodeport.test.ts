@@ -441,3 +441,31 @@ t.test('clear errors for bad port requests; nothing changes', async (t) => {
     ),
   );
 });
+
+t.test('releasing a lease takes its node ports out of the kernel at once', async (t) => {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  // No periodic sweep during the test: only the release itself can remove the element.
+  const agent = AgentProcess.start(bed, { subnet: SUBNET, 'sweep-seconds': '3600' });
+  t.teardown(async () => {
+    await agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  await leasedSandbox({ bed, agent }, 'gone');
+  await agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    'gone',
+    '--proto',
+    'tcp',
+    '--host-port',
+    '7200',
+    '--port',
+    '80',
+  ]);
+  t.equal((await table(bed)).elements.length, 1);
+  await agent.json(['lease', 'release', '--sandbox', 'gone']);
+  await waitFor('the element to go', async () => (await table(bed)).elements.length === 0, 5000);
+  t.same(await agent.json(['port', 'list']), [], 'the store has no port either');
+});
