@@ -41,7 +41,8 @@ export interface ProberOptions {
 /** Sends probes and reports what answered. */
 export class AddressProber {
   readonly #o: ProberOptions;
-  readonly #probedSinceStart = new Set<string>();
+  /** Addresses whose last probe since start got no answer: not probed again before handout. */
+  readonly #silentSinceStart = new Set<string>();
 
   /** Creates a prober; it sends nothing until asked. */
   constructor(opts: ProberOptions) {
@@ -66,7 +67,8 @@ export class AddressProber {
       timeoutMs,
       onMalformed: this.#o.onMalformed,
     });
-    this.#probedSinceStart.add(ip);
+    if (replies.length === 0) this.#silentSinceStart.add(ip);
+    else this.#silentSinceStart.delete(ip);
     for (const r of replies) this.#observe(ip, r);
     if (replies.length === 0) return [];
     const { leases } = await this.#o.store.snapshot();
@@ -86,11 +88,12 @@ export class AddressProber {
   }
 
   /**
-   * The IPAM pre-handout check: probes an address the first time it is about to be handed out
-   * since start; evidence when anyone answered (the address is then skipped and quarantined).
+   * The IPAM pre-handout check: probes an address before it is handed out unless a probe since
+   * start already found it silent; evidence when anyone answered (the address is then skipped
+   * and quarantined, and probed again before any later handout).
    */
   async preHandoutCheck(ip: string): Promise<LiveEvidence | null> {
-    if (this.#probedSinceStart.has(ip)) return null;
+    if (this.#silentSinceStart.has(ip)) return null;
     const answers = await this.probe(ip, this.#o.checkTimeoutMs ?? 100);
     if (answers.length === 0) return null;
     return {
