@@ -7,13 +7,13 @@
  * bridgeward watch
  * bridgeward probe --ip 10.8.64.2
  */
-import { apiRequest } from '../api/client.js';
 import { openEventStream } from '../api/event-stream-client.js';
 import type { ProbeAnswer } from '../api/probe-routes.js';
 import { describeFinding, type Finding } from '../detect/finding.js';
 import { isIp } from '../net/ipv4.js';
 import { invalid } from '../errors.js';
 import { CLIENT_OPTIONS, parseVerbArgs, required, resolveOutput, resolveSocket } from './args.js';
+import { callAgent } from './call.js';
 import { printResult, type Column } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -45,7 +45,7 @@ export const conflictVerbs: Verb[] = [
       const { values } = parseVerbArgs(argv, { ...CLIENT_OPTIONS, all: { type: 'boolean' } });
       const output = resolveOutput(values.output);
       const path = values.all ? '/v1/conflicts?all=1' : '/v1/conflicts';
-      const findings = await apiRequest<Finding[]>(resolveSocket(values.socket), 'GET', path);
+      const findings = await callAgent<Finding[]>(values, 'GET', path);
       printResult(output, findings, FINDING_COLUMNS);
       return 0;
     },
@@ -94,8 +94,8 @@ export const conflictVerbs: Verb[] = [
       if (timeout !== undefined && !/^\d{1,5}$/.test(timeout)) {
         throw invalid(`--timeout-ms ${JSON.stringify(timeout)}: expected a whole number of ms`);
       }
-      const answers = await apiRequest<ProbeAnswer[]>(
-        resolveSocket(values.socket),
+      const answers = await callAgent<ProbeAnswer[]>(
+        values,
         'POST',
         '/v1/probe',
         timeout === undefined ? { ip } : { ip, timeoutMs: Number(timeout) },

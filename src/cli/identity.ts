@@ -6,12 +6,12 @@
  * @example
  * bridgeward identity register --sandbox app-1 --app web --audience vault --secret-file /run/app-1/secret -o json
  */
-import { apiRequest } from '../api/client.js';
 import type { IdentityView, RegistrationResult } from '../identity/registration.js';
 import type { KeyRotation } from '../identity/node-keys.js';
 import { writeFileAtomic } from '../identity/atomic-write.js';
 import { parseSandboxId } from '../ipam/sandbox-id.js';
-import { CLIENT_OPTIONS, parseVerbArgs, required, resolveOutput, resolveSocket } from './args.js';
+import { CLIENT_OPTIONS, parseVerbArgs, required, resolveOutput } from './args.js';
+import { callAgent } from './call.js';
 import { printResult } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -53,12 +53,7 @@ export const identityVerbs: Verb[] = [
         ...(values.app !== undefined ? { app: values.app } : {}),
         ...(values.audience !== undefined ? { audiences: values.audience } : {}),
       };
-      const result = await apiRequest<RegistrationResult>(
-        resolveSocket(values.socket),
-        'POST',
-        '/v1/identities',
-        body,
-      );
+      const result = await callAgent<RegistrationResult>(values, 'POST', '/v1/identities', body);
       printResult(output, await withSecretFile(result, values['secret-file']));
       return 0;
     },
@@ -71,8 +66,8 @@ export const identityVerbs: Verb[] = [
       const { values } = parseVerbArgs(argv, { ...CLIENT_OPTIONS, ...SANDBOX });
       const output = resolveOutput(values.output);
       const id = sandboxFlag(values.sandbox);
-      const view = await apiRequest<IdentityView>(
-        resolveSocket(values.socket),
+      const view = await callAgent<IdentityView>(
+        values,
         'GET',
         `/v1/identities/${encodeURIComponent(id)}`,
       );
@@ -89,8 +84,8 @@ export const identityVerbs: Verb[] = [
       const { values } = parseVerbArgs(argv, { ...CLIENT_OPTIONS, ...SANDBOX, ...SECRET_FILE });
       const output = resolveOutput(values.output);
       const id = sandboxFlag(values.sandbox);
-      const result = await apiRequest<RegistrationResult>(
-        resolveSocket(values.socket),
+      const result = await callAgent<RegistrationResult>(
+        values,
         'POST',
         `/v1/identities/${encodeURIComponent(id)}/rotate`,
       );
@@ -106,8 +101,8 @@ export const identityVerbs: Verb[] = [
       const { values } = parseVerbArgs(argv, { ...CLIENT_OPTIONS, ...SANDBOX });
       const output = resolveOutput(values.output);
       const id = sandboxFlag(values.sandbox);
-      const view = await apiRequest<IdentityView>(
-        resolveSocket(values.socket),
+      const view = await callAgent<IdentityView>(
+        values,
         'DELETE',
         `/v1/identities/${encodeURIComponent(id)}`,
       );
@@ -123,11 +118,7 @@ export const identityVerbs: Verb[] = [
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
       const output = resolveOutput(values.output);
-      const rotation = await apiRequest<KeyRotation>(
-        resolveSocket(values.socket),
-        'POST',
-        '/v1/identity-keys/rotate',
-      );
+      const rotation = await callAgent<KeyRotation>(values, 'POST', '/v1/identity-keys/rotate');
       printResult(output, rotation);
       return 0;
     },

@@ -6,20 +6,13 @@
  * @example
  * bridgeward lease allocate --sandbox meet-web-1 -o json
  */
-import { apiRequest } from '../api/client.js';
 import type { AllocationView, ReleaseView, SyncView } from '../api/lease-routes.js';
 import { invalid } from '../errors.js';
 import { parseSandboxId } from '../ipam/sandbox-id.js';
 import { formatIp, parseIp, parseMac } from '../net/ipv4.js';
 import type { Lease, LeaseEvent, Quarantine } from '../store/types.js';
-import {
-  CLIENT_OPTIONS,
-  intFlag,
-  parseVerbArgs,
-  required,
-  resolveOutput,
-  resolveSocket,
-} from './args.js';
+import { CLIENT_OPTIONS, intFlag, parseVerbArgs, required, resolveOutput } from './args.js';
+import { callAgent } from './call.js';
 import { printResult } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -38,12 +31,10 @@ export const leaseVerbs: Verb[] = [
       const output = resolveOutput(values.output);
       const sandbox = parseSandboxId(required('sandbox', values.sandbox));
       const mac = values.mac === undefined ? undefined : parseMac(values.mac);
-      const lease = await apiRequest<AllocationView>(
-        resolveSocket(values.socket),
-        'POST',
-        '/v1/leases',
-        { sandbox, ...(mac ? { mac } : {}) },
-      );
+      const lease = await callAgent<AllocationView>(values, 'POST', '/v1/leases', {
+        sandbox,
+        ...(mac ? { mac } : {}),
+      });
       printResult(output, lease);
       return 0;
     },
@@ -56,8 +47,8 @@ export const leaseVerbs: Verb[] = [
       const { values } = parseVerbArgs(argv, { ...CLIENT_OPTIONS, sandbox: { type: 'string' } });
       const output = resolveOutput(values.output);
       const sandbox = parseSandboxId(required('sandbox', values.sandbox));
-      const r = await apiRequest<ReleaseView>(
-        resolveSocket(values.socket),
+      const r = await callAgent<ReleaseView>(
+        values,
         'DELETE',
         `/v1/leases/${encodeURIComponent(sandbox)}`,
       );
@@ -77,7 +68,7 @@ export const leaseVerbs: Verb[] = [
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
       const output = resolveOutput(values.output);
-      const leases = await apiRequest<Lease[]>(resolveSocket(values.socket), 'GET', '/v1/leases');
+      const leases = await callAgent<Lease[]>(values, 'GET', '/v1/leases');
       printResult(output, leases, [
         ['SANDBOX', (l) => l.sandbox],
         ['IP', (l) => l.ip],
@@ -108,8 +99,8 @@ export const leaseVerbs: Verb[] = [
       if (values.sandbox !== undefined) q.set('sandbox', parseSandboxId(values.sandbox));
       if (values.limit !== undefined)
         q.set('limit', String(intFlag('limit', values.limit, 1, 100000)));
-      const events = await apiRequest<LeaseEvent[]>(
-        resolveSocket(values.socket),
+      const events = await callAgent<LeaseEvent[]>(
+        values,
         'GET',
         `/v1/history${q.size ? `?${q}` : ''}`,
       );
@@ -130,11 +121,7 @@ export const leaseVerbs: Verb[] = [
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
       const output = resolveOutput(values.output);
-      const list = await apiRequest<Quarantine[]>(
-        resolveSocket(values.socket),
-        'GET',
-        '/v1/quarantine',
-      );
+      const list = await callAgent<Quarantine[]>(values, 'GET', '/v1/quarantine');
       printResult(output, list, [
         ['IP', (q) => q.ip],
         ['REASON', (q) => q.reason],
@@ -157,8 +144,8 @@ export const leaseVerbs: Verb[] = [
       });
       const output = resolveOutput(values.output);
       const ip = formatIp(parseIp(required('ip', values.ip)));
-      const r = await apiRequest<{ ip: string; cleared: boolean }>(
-        resolveSocket(values.socket),
+      const r = await callAgent<{ ip: string; cleared: boolean }>(
+        values,
         'DELETE',
         `/v1/quarantine/${ip}${values.reason ? `?${new URLSearchParams({ reason: values.reason })}` : ''}`,
       );
@@ -178,7 +165,7 @@ export const leaseVerbs: Verb[] = [
       }
       const sandboxes =
         values.sandboxes === '' ? [] : values.sandboxes.split(',').map(parseSandboxId);
-      const r = await apiRequest<SyncView>(resolveSocket(values.socket), 'POST', '/v1/sync', {
+      const r = await callAgent<SyncView>(values, 'POST', '/v1/sync', {
         sandboxes,
       });
       printResult(output, r);

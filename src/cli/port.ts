@@ -4,19 +4,12 @@
  * @example
  * bridgeward port add --sandbox app-2 --proto tcp --host-port 6667 --port 8080
  */
-import { apiRequest } from '../api/client.js';
 import type { NodePortView } from '../nodeport/node-ports.js';
 import { PROTOS, type Proto } from '../nodeport/element.js';
 import type { PortMapping } from '../store/types.js';
 import { invalid } from '../errors.js';
-import {
-  CLIENT_OPTIONS,
-  intFlag,
-  parseVerbArgs,
-  required,
-  resolveOutput,
-  resolveSocket,
-} from './args.js';
+import { CLIENT_OPTIONS, intFlag, parseVerbArgs, required, resolveOutput } from './args.js';
+import { callAgent } from './call.js';
 import { printResult, type Column } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -63,12 +56,7 @@ export const portVerbs: Verb[] = [
         hostPort: intFlag('host-port', values['host-port'], 1, 65535),
         port: intFlag('port', values.port, 1, 65535),
       };
-      const view = await apiRequest<NodePortView>(
-        resolveSocket(values.socket),
-        'POST',
-        '/v1/ports',
-        body,
-      );
+      const view = await callAgent<NodePortView>(values, 'POST', '/v1/ports', body);
       printResult(output, view);
       return 0;
     },
@@ -86,8 +74,8 @@ export const portVerbs: Verb[] = [
       const output = resolveOutput(values.output);
       const proto = protoFlag(values.proto);
       const hostPort = intFlag('host-port', values['host-port'], 1, 65535);
-      const removed = await apiRequest<PortMapping>(
-        resolveSocket(values.socket),
+      const removed = await callAgent<PortMapping>(
+        values,
         'DELETE',
         `/v1/ports/${proto}/${hostPort}`,
       );
@@ -102,11 +90,7 @@ export const portVerbs: Verb[] = [
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
       const output = resolveOutput(values.output);
-      const ports = await apiRequest<NodePortView[]>(
-        resolveSocket(values.socket),
-        'GET',
-        '/v1/ports',
-      );
+      const ports = await callAgent<NodePortView[]>(values, 'GET', '/v1/ports');
       printResult(output, ports, COLUMNS);
       return 0;
     },

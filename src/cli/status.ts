@@ -1,9 +1,9 @@
 /**
  * `bridgeward status`: asks the running agent what it runs on and which observers are active.
  */
-import { apiRequest } from '../api/client.js';
 import type { AgentStatus } from '../api/status-routes.js';
-import { CLIENT_OPTIONS, parseVerbArgs, resolveOutput, resolveSocket } from './args.js';
+import { CLIENT_OPTIONS, parseVerbArgs, resolveOutput } from './args.js';
+import { callAgent } from './call.js';
 import { printResult } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -16,11 +16,7 @@ export const statusVerbs: Verb[] = [
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);
       const output = resolveOutput(values.output);
-      const status = await apiRequest<AgentStatus>(
-        resolveSocket(values.socket),
-        'GET',
-        '/v1/status',
-      );
+      const status = await callAgent<AgentStatus>(values, 'GET', '/v1/status');
       printResult(output, status);
       return 0;
     },
