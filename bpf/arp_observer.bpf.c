@@ -4,8 +4,14 @@
  * (always TC_ACT_UNSPEC). Keeps ip -> {mac, port, last seen, count} in bw_bindings and emits a
  * ring-buffer event only when a binding is new or changes mac or port, so user-space cost does
  * not grow with the ARP rate. RFC 5227 probes are deduplicated the same way in bw_probes.
- * Per-port counters (ARP, malformed, mismatch, events, lost) live in bw_port_stats.
- * Record layouts: arp_observer.h.
+ * Per-port counters (ARP, malformed, mismatch, events, lost) live in bw_port_stats, one copy per
+ * CPU (user space sums them). Record layouts: arp_observer.h.
+ *
+ * The common frame in a storm repeats a binding the map already holds unchanged: it reads the
+ * headers in place (direct packet access; a non-linear skb is pulled first), bumps the binding's
+ * count and this CPU's counters, and rewrites last_seen_ns only when it is older than
+ * BW_LAST_SEEN_REFRESH_NS (the clock itself is read once per jiffy per CPU): no ring-buffer
+ * traffic, no shared counters, one atomic add.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,6 +26,7 @@
 #define ETH_P_8021AD 0x88A8
 #define VLAN_HLEN 4
 #define ARP_IPV4_LEN 28
+#define PULL_LEN (ETH_HLEN + VLAN_HLEN + ARP_IPV4_LEN)
 #define ARPHRD_ETHER 1
 #define ARPOP_REQUEST 1
 #define ARPOP_REPLY 2
@@ -41,7 +48,7 @@ struct {
 } bw_probes SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, BW_PORTS_MAX);
 	__type(key, __u32);
 	__type(value, struct bw_port_stats);
@@ -53,6 +60,20 @@ struct {
 	__uint(max_entries, BW_RINGBUF_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_events SEC(".maps");
+
+/* This CPU's monotonic clock as last read, and the jiffy it was read in. */
+struct cpu_clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+/* Not pinned: a cache, refilled at the first frame of each jiffy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_clock);
+} bw_clock SEC(".maps");
 
 /* The Ethernet-over-IPv4 ARP body (RFC 826), as on the wire. */
 struct arp_ipv4 {
@@ -81,7 +102,25 @@ static __always_inline void count_malformed(__u32 ifindex)
 {
 	struct bw_port_stats *s = port_stats(ifindex);
 	if (s)
-		__sync_fetch_and_add(&s->malformed, 1);
+		s->malformed++;
+}
+
+/*
+ * Monotonic time in ns, at most one jiffy old: the clock is read once per jiffy per CPU, which
+ * is much cheaper than reading it for every frame.
+ */
+static __always_inline __u64 jiffy_clock_ns(void)
+{
+	__u32 zero = 0;
+	struct cpu_clock *c = bpf_map_lookup_elem(&bw_clock, &zero);
+	if (!c)
+		return bpf_ktime_get_ns();
+	__u64 j = bpf_jiffies64();
+	if (c->jiffies != j) {
+		c->jiffies = j;
+		c->ns = bpf_ktime_get_ns();
+	}
+	return c->ns;
 }
 
 static __always_inline bool mac_eq(const __u8 *a, const __u8 *b)
@@ -104,12 +143,22 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 				   const __u8 *eth_src, __u8 kind, __u8 flags, __u16 vlan,
 				   __u32 ifindex, struct bw_port_stats *stats)
 {
-	__u64 now = bpf_ktime_get_ns();
 	struct bw_binding *b = bpf_map_lookup_elem(map, &key);
 	__u32 prev_ifindex = 0;
 	__u8 prev_mac[6] = {};
 	bool changed;
 
+	if (b && b->ifindex == ifindex && mac_eq(b->mac, arp->sha) && b->kind == kind &&
+	    b->flags == flags && b->vlan == vlan) {
+		/* Unchanged: count it; refresh last_seen only when it has grown old. */
+		__sync_fetch_and_add(&b->count, 1);
+		__u64 now = jiffy_clock_ns();
+		if ((__s64)(now - b->last_seen_ns) >= (__s64)BW_LAST_SEEN_REFRESH_NS)
+			b->last_seen_ns = now;
+		return;
+	}
+
+	__u64 now = bpf_ktime_get_ns();
 	if (b) {
 		changed = b->ifindex != ifindex || !mac_eq(b->mac, arp->sha);
 		if (changed) {
@@ -143,7 +192,7 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 	struct bw_arp_event *e = bpf_ringbuf_reserve(&bw_events, sizeof(*e), 0);
 	if (!e) {
 		if (stats)
-			__sync_fetch_and_add(&stats->lost, 1);
+			stats->lost++;
 		return;
 	}
 	e->ts_ns = now;
@@ -160,23 +209,33 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 	e->target_ip = arp->tip;
 	bpf_ringbuf_submit(e, 0);
 	if (stats)
-		__sync_fetch_and_add(&stats->events, 1);
+		stats->events++;
 }
 
 SEC("tc")
 int arp_observer(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	__u8 eth[ETH_HLEN];
 	__u32 off = ETH_HLEN;
 	__u16 vlan = 0;
 	__u8 flags = 0;
+	void *data, *data_end;
 	__be16 proto;
-	struct arp_ipv4 arp;
 
-	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0)
+	/*
+	 * A non-linear head (rare for ARP): pull in as much as the longest ARP frame parsed
+	 * here needs, so that everything below reads the packet in place.
+	 */
+	__u32 want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
+	if ((long)skb->data + want > (long)skb->data_end)
+		bpf_skb_pull_data(skb, want);
+	/* keeps clang from reusing ctx field addresses (the verifier wants ctx + constant) */
+	barrier_var(skb);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN > data_end)
 		return TC_ACT_UNSPEC;
-	__builtin_memcpy(&proto, eth + 12, 2);
+	proto = *(__be16 *)(data + 12);
 
 	/* A tag the driver already stripped (hardware offload / skb_vlan_untag). */
 	if (skb->vlan_present) {
@@ -185,49 +244,51 @@ int arp_observer(struct __sk_buff *skb)
 	}
 	/* One in-band 802.1Q / 802.1ad tag. */
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		__u8 tag[VLAN_HLEN];
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, tag, VLAN_HLEN) < 0) {
+		if (data + ETH_HLEN + VLAN_HLEN > data_end) {
 			count_malformed(ifindex);
 			return TC_ACT_UNSPEC;
 		}
+		__u8 *tag = data + ETH_HLEN;
 		vlan = ((tag[0] << 8) | tag[1]) & 0x0fff;
 		flags |= BW_FLAG_VLAN;
-		__builtin_memcpy(&proto, tag + 2, 2);
+		proto = *(__be16 *)(tag + 2);
 		off += VLAN_HLEN;
 	}
 	if (proto != bpf_htons(ETH_P_ARP))
 		return TC_ACT_UNSPEC;
 
-	if (bpf_skb_load_bytes(skb, off, &arp, ARP_IPV4_LEN) < 0 ||
-	    arp.htype != bpf_htons(ARPHRD_ETHER) || arp.ptype != bpf_htons(ETH_P_IP) ||
-	    arp.hlen != 6 || arp.plen != 4 ||
-	    (arp.op != bpf_htons(ARPOP_REQUEST) && arp.op != bpf_htons(ARPOP_REPLY)) ||
-	    mac_bad(arp.sha) ||
+	const __u8 *eth = data;
+	const struct arp_ipv4 *arp = data + off;
+	if ((void *)(arp + 1) > data_end ||
+	    arp->htype != bpf_htons(ARPHRD_ETHER) || arp->ptype != bpf_htons(ETH_P_IP) ||
+	    arp->hlen != 6 || arp->plen != 4 ||
+	    (arp->op != bpf_htons(ARPOP_REQUEST) && arp->op != bpf_htons(ARPOP_REPLY)) ||
+	    mac_bad(arp->sha) ||
 	    /* sender IP 0 is only valid in an RFC 5227 probe: a request about a real target */
-	    (arp.sip == 0 && (arp.op != bpf_htons(ARPOP_REQUEST) || arp.tip == 0))) {
+	    (arp->sip == 0 && (arp->op != bpf_htons(ARPOP_REQUEST) || arp->tip == 0))) {
 		count_malformed(ifindex);
 		return TC_ACT_UNSPEC;
 	}
 
 	struct bw_port_stats *stats = port_stats(ifindex);
 	if (stats)
-		__sync_fetch_and_add(&stats->arp, 1);
-	if (!mac_eq(eth + 6, arp.sha)) {
+		stats->arp++;
+	if (!mac_eq(eth + 6, arp->sha)) {
 		flags |= BW_FLAG_MAC_MISMATCH;
 		if (stats)
-			__sync_fetch_and_add(&stats->mismatch, 1);
+			stats->mismatch++;
 	}
 
-	if (arp.sip == 0) {
+	if (arp->sip == 0) {
 		/* RFC 5227 probe: claims nothing. */
-		record(&bw_probes, arp.tip, &arp, eth + 6, BW_KIND_PROBE, flags, vlan, ifindex,
+		record(&bw_probes, arp->tip, arp, eth + 6, BW_KIND_PROBE, flags, vlan, ifindex,
 		       stats);
 		return TC_ACT_UNSPEC;
 	}
-	__u8 kind = arp.sip == arp.tip ? BW_KIND_ANNOUNCE
-		    : arp.op == bpf_htons(ARPOP_REQUEST) ? BW_KIND_REQUEST
-							   : BW_KIND_REPLY;
-	record(&bw_bindings, arp.sip, &arp, eth + 6, kind, flags, vlan, ifindex, stats);
+	__u8 kind = arp->sip == arp->tip ? BW_KIND_ANNOUNCE
+		    : arp->op == bpf_htons(ARPOP_REQUEST) ? BW_KIND_REQUEST
+							    : BW_KIND_REPLY;
+	record(&bw_bindings, arp->sip, arp, eth + 6, kind, flags, vlan, ifindex, stats);
 	return TC_ACT_UNSPEC;
 }
 

@@ -32,7 +32,9 @@ enum bw_arp_flags {
  * probed target IP). 32 bytes.
  */
 struct bw_binding {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last frame */
+	__u64 last_seen_ns; /* kernel monotonic time of the last frame; a frame that repeats the
+			     * binding unchanged refreshes it only once it is
+			     * BW_LAST_SEEN_REFRESH_NS old, so it may lag by that much */
 	__u64 count;        /* frames that asserted this key */
 	__u32 ifindex;      /* port it was last seen on */
 	__u8 mac[6];        /* ARP sender MAC */
@@ -58,7 +60,10 @@ struct bw_arp_event {
 	__u32 target_ip;    /* ARP target IP */
 };
 
-/* Value of the bw_port_stats map (key: __u32 ifindex). 40 bytes. */
+/*
+ * Value of the bw_port_stats map (key: __u32 ifindex), a per-CPU hash: one copy per possible
+ * CPU, summed by user space. 40 bytes.
+ */
 struct bw_port_stats {
 	__u64 arp;       /* well-formed ARP frames */
 	__u64 malformed; /* ARP (or tagged) frames that failed validation */
@@ -66,6 +71,9 @@ struct bw_port_stats {
 	__u64 events;    /* ring-buffer events emitted */
 	__u64 lost;      /* events lost because the ring buffer was full */
 };
+
+/* An unchanged binding's last_seen_ns is rewritten at most this often (1 s). */
+#define BW_LAST_SEEN_REFRESH_NS 1000000000ULL
 
 #define BW_BINDINGS_MAX 65536
 #define BW_PROBES_MAX 4096

@@ -77,8 +77,17 @@ export interface BpfObjectHandle extends Closable {
   tcQuery(ifindex: number): number | null;
   /** The fd of map `map` (owned by this object). */
   mapFd(map: string): number;
-  /** Every entry of map `map`: keys and values concatenated in the same order. */
-  mapDump(map: string): { keySize: number; valueSize: number; keys: Buffer; values: Buffer };
+  /**
+   * Every entry of map `map`: keys and values concatenated in the same order. A per-CPU map has
+   * `cpus` values per key (one per possible CPU, each `valueSize` bytes); other maps have 1.
+   */
+  mapDump(map: string): {
+    keySize: number;
+    valueSize: number;
+    cpus: number;
+    keys: Buffer;
+    values: Buffer;
+  };
   /** BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback). Frames under 14 bytes are rejected (EINVAL). */
   testRun(prog: string, frame: Buffer, ifindex: number): { retval: number; durationNs: number };
   /** Program id and run statistics (run time needs `kernel.bpf_stats_enabled=1`). */

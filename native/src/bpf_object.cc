@@ -2,7 +2,8 @@
 //
 // new BpfObject(path, pinDir | null): opens and loads the object. With a pin dir, maps declared
 // LIBBPF_PIN_BY_NAME are pinned there, and maps already pinned there are reused (so in-kernel
-// state survives an agent restart); with null nothing is pinned.
+// state survives an agent restart); a pinned map whose type or sizes no longer match the object
+// (an older layout) is unpinned and created afresh. With null nothing is pinned.
 // tc filters use a fixed handle/priority, so attaching again replaces bridgeward's own filter
 // (e.g. the previous agent's program) and detaching never touches anyone else's.
 #include "bpf_object.h"
@@ -10,6 +11,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -55,9 +58,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       ThrowErrno(env, "bpf_object__open_file " + path, errno);
       return;
     }
+    bpf_map* map;
     if (pin_dir.empty()) {
-      bpf_map* map;
       bpf_object__for_each_map(map, obj) bpf_map__set_pin_path(map, nullptr);
+    } else {
+      bpf_object__for_each_map(map, obj) UnpinIfIncompatible(map);
     }
     int rc = bpf_object__load(obj);
     if (rc != 0) {
@@ -92,6 +97,24 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     bpf_program* prog = bpf_object__find_program_by_name(obj_, name.c_str());
     if (prog == nullptr) Napi::Error::New(env, "no program " + name).ThrowAsJavaScriptException();
     return prog;
+  }
+
+  // Removes the pin of `map` when the pinned map cannot be reused for it (libbpf would refuse
+  // to load the object): a different type, key, value or size than this object declares.
+  static void UnpinIfIncompatible(bpf_map* map) {
+    const char* path = bpf_map__pin_path(map);
+    if (path == nullptr) return;
+    int fd = bpf_obj_get(path);
+    if (fd < 0) return;
+    bpf_map_info info = {};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+        (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+         info.value_size != bpf_map__value_size(map) ||
+         info.max_entries != bpf_map__max_entries(map))) {
+      unlink(path);
+    }
+    close(fd);
   }
 
   bpf_map* Map(const Napi::CallbackInfo& info) {
@@ -180,8 +203,10 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return Napi::Number::New(info.Env(), bpf_map__fd(map));
   }
 
-  // mapDump(map) -> { keySize, valueSize, keys, values }: every entry, keys and values
-  // concatenated in the same order. At most max_entries entries (bounded under churn).
+  // mapDump(map) -> { keySize, valueSize, cpus, keys, values }: every entry, keys and values
+  // concatenated in the same order. A per-CPU map has `cpus` values per key (one per possible
+  // CPU, in CPU order, each valueSize bytes); other maps have cpus = 1. At most max_entries
+  // entries (bounded under churn).
   Napi::Value MapDump(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bpf_map* map = Map(info);
@@ -190,7 +215,17 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     size_t ksz = bpf_map__key_size(map);
     size_t vsz = bpf_map__value_size(map);
     __u32 max = bpf_map__max_entries(map);
-    std::vector<uint8_t> keys, values, key(ksz), next(ksz), value(vsz);
+    bpf_map_type type = bpf_map__type(map);
+    bool per_cpu = type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+                   type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+    int cpus = per_cpu ? libbpf_num_possible_cpus() : 1;
+    if (cpus < 1) {
+      ThrowErrno(env, "libbpf_num_possible_cpus", cpus);
+      return env.Undefined();
+    }
+    // The kernel lays per-CPU copies out 8-byte aligned.
+    size_t stride = per_cpu ? (vsz + 7) / 8 * 8 : vsz;
+    std::vector<uint8_t> keys, values, key(ksz), next(ksz), value(stride * cpus);
     void* prev = nullptr;
     for (__u32 i = 0; i < max; i++) {
       int rc = bpf_map_get_next_key(fd, prev, next.data());
@@ -208,11 +243,15 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
         return env.Undefined();
       }
       keys.insert(keys.end(), key.begin(), key.end());
-      values.insert(values.end(), value.begin(), value.end());
+      for (int c = 0; c < cpus; c++) {
+        auto first = value.begin() + c * stride;
+        values.insert(values.end(), first, first + vsz);
+      }
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("keySize", Napi::Number::New(env, ksz));
     out.Set("valueSize", Napi::Number::New(env, vsz));
+    out.Set("cpus", Napi::Number::New(env, cpus));
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), keys.size()));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), values.size()));
     return out;

@@ -16,7 +16,7 @@ import type { Observation, ObservationKind } from './types.js';
 export const EVENT_SIZE = 48;
 /** sizeof(struct bw_binding). */
 export const BINDING_SIZE = 32;
-/** sizeof(struct bw_port_stats). */
+/** sizeof(struct bw_port_stats): one copy per CPU in the map. */
 export const PORT_STATS_SIZE = 40;
 /** Map and program names in the object file. */
 export const BPF_NAMES = {
@@ -100,9 +100,11 @@ export interface MapDump {
   readonly keySize: number;
   /** Bytes per value. */
   readonly valueSize: number;
+  /** Values per key: the possible CPUs for a per-CPU map; 1 (the default) otherwise. */
+  readonly cpus?: number;
   /** Every key, concatenated. */
   readonly keys: Buffer;
-  /** Every value, concatenated in the same order. */
+  /** Every value (`cpus` per key, in CPU order), concatenated in the same key order. */
   readonly values: Buffer;
 }
 
@@ -146,7 +148,9 @@ export function parseArpEvent(buf: Buffer): ArpEvent | null {
  * @example parseBindings(obj.mapDump('bw_bindings')).map((b) => b.ip)
  */
 export function parseBindings(dump: MapDump): KernelBinding[] {
-  if (dump.keySize !== 4 || dump.valueSize !== BINDING_SIZE) return [];
+  if (dump.keySize !== 4 || dump.valueSize !== BINDING_SIZE || (dump.cpus ?? 1) !== 1) {
+    return [];
+  }
   const out: KernelBinding[] = [];
   const n = Math.min(dump.keys.length / 4, dump.values.length / BINDING_SIZE);
   for (let i = 0; i < n; i++) {
@@ -169,23 +173,33 @@ export function parseBindings(dump: MapDump): KernelBinding[] {
 }
 
 /**
- * Parses a dump of the per-port counter map, by ifindex.
+ * Parses a dump of the per-port counter map (a per-CPU map), by ifindex: each counter summed
+ * over the CPUs.
  *
  * @example parsePortStats(obj.mapDump('bw_port_stats')).get(7)?.arp
  */
 export function parsePortStats(dump: MapDump): Map<number, PortStats> {
   const out = new Map<number, PortStats>();
-  if (dump.keySize !== 4 || dump.valueSize !== PORT_STATS_SIZE) return out;
-  const n = Math.min(dump.keys.length / 4, dump.values.length / PORT_STATS_SIZE);
+  const cpus = dump.cpus ?? 1;
+  if (dump.keySize !== 4 || dump.valueSize !== PORT_STATS_SIZE || cpus < 1) return out;
+  const entry = PORT_STATS_SIZE * cpus;
+  const n = Math.min(dump.keys.length / 4, Math.floor(dump.values.length / entry));
   for (let i = 0; i < n; i++) {
-    const v = dump.values.subarray(i * PORT_STATS_SIZE, (i + 1) * PORT_STATS_SIZE);
-    out.set(dump.keys.readUInt32LE(i * 4), {
-      arp: Number(v.readBigUInt64LE(0)),
-      malformed: Number(v.readBigUInt64LE(8)),
-      mismatch: Number(v.readBigUInt64LE(16)),
-      events: Number(v.readBigUInt64LE(24)),
-      lost: Number(v.readBigUInt64LE(32)),
-    });
+    const sum = [0n, 0n, 0n, 0n, 0n];
+    for (let c = 0; c < cpus; c++) {
+      const at = i * entry + c * PORT_STATS_SIZE;
+      for (let f = 0; f < sum.length; f++) {
+        sum[f] = (sum[f] as bigint) + dump.values.readBigUInt64LE(at + f * 8);
+      }
+    }
+    const [arp, malformed, mismatch, events, lost] = sum.map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    out.set(dump.keys.readUInt32LE(i * 4), { arp, malformed, mismatch, events, lost });
   }
   return out;
 }

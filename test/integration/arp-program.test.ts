@@ -1,7 +1,12 @@
 // The eBPF ARP observer program under BPF_PROG_TEST_RUN on crafted frames: map contents, events
-// and counters. Loads unpinned maps and attaches nothing (no network objects are created).
+// and counters. Loads unpinned maps (one test pins them on a bpffs it mounts) and attaches
+// nothing (no network objects are created).
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run as exec } from '../../src/exec.js';
 import { ArpProgram } from '../../src/observe/arp-program.js';
 import type { ArpEvent } from '../../src/observe/arp-records.js';
 import {
@@ -92,6 +97,30 @@ t.test('a new MAC for a bound address is a change event; back again is another',
     ],
   );
   t.match(prog.bindings(), [{ ip: '10.8.64.2', mac: A, count: 4 }]);
+});
+
+t.test('an unchanged repeat refreshes last_seen only once it is a second old', async (t) => {
+  const { prog, run, settle } = setup(t);
+  const lastSeen = () => prog.bindings()[0]!.lastSeenNs;
+  const before = process.hrtime.bigint();
+  run(request(A, '10.8.64.2'));
+  const first = lastSeen();
+  t.ok(first >= before && first <= process.hrtime.bigint(), 'a new binding: the frame time');
+  run(request(A, '10.8.64.2'));
+  t.equal(lastSeen(), first, 'a repeat within the second leaves last_seen');
+  t.match(prog.bindings(), [{ count: 2 }], 'but counts');
+  await new Promise((r) => setTimeout(r, 1100));
+  const later = process.hrtime.bigint();
+  run(request(A, '10.8.64.2'));
+  const refreshed = lastSeen();
+  const jiffy = 10_000_000n; // the cached clock may lag by one tick (HZ >= 100)
+  t.ok(refreshed >= later - jiffy, 'a repeat a second later refreshes it');
+  t.ok(refreshed <= process.hrtime.bigint());
+  t.match(prog.bindings(), [{ count: 3 }]);
+  run(request(A, '10.8.64.2', { op: 'reply', targetIp: '10.8.64.9' }));
+  t.match(prog.bindings(), [{ kind: 'reply', count: 4 }], 'a new kind is recorded at once');
+  t.ok(lastSeen() > refreshed, 'with the frame time');
+  t.equal((await settle(1)).length, 1, 'none of it is an event');
 });
 
 t.test('gratuitous announcements and RFC 5227 probes', async (t) => {
@@ -227,6 +256,36 @@ t.test('random frames: never dropped, kernel and TS parser agree on every one', 
   t.equal(s?.arp ?? 0, arp, 'well-formed count matches the TS parser');
   t.equal(s?.malformed ?? 0, malformed, 'malformed count matches the TS parser');
   t.ok(malformed > 100, `exercised ${malformed} malformed frames`);
+});
+
+t.test('a pinned map of an older layout is replaced, a current one reused', async (t) => {
+  const bpffs = mkdtempSync(join(tmpdir(), 'bw-arp-program-bpffs-'));
+  await exec(['mount', '-t', 'bpf', 'bpf', bpffs]);
+  t.teardown(async () => {
+    await exec(['umount', bpffs], { check: false });
+    rmSync(bpffs, { recursive: true, force: true });
+  });
+  // bw_port_stats as it was before it became per-CPU
+  await exec(
+    ['bpftool', 'map', 'create', join(bpffs, 'bw_port_stats'), 'type', 'hash'].concat([
+      'key',
+      '4',
+      'value',
+      '40',
+      'entries',
+      '4096',
+      'name',
+      'bw_port_stats',
+    ]),
+  );
+  const first = ArpProgram.load(bpffs);
+  first.testRun(request(A, '10.8.64.2'));
+  first.close();
+  const second = ArpProgram.load(bpffs);
+  t.teardown(() => second.close());
+  second.testRun(request(A, '10.8.64.2'));
+  t.match(second.portStats().get(LO), { arp: 2 }, 'counters survive a reload');
+  t.match(second.bindings(), [{ ip: '10.8.64.2', count: 2 }], 'and so do bindings');
 });
 
 t.test('a full ring buffer loses events, counts them, and keeps the bindings', async (t) => {

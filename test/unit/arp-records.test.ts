@@ -116,6 +116,29 @@ t.test('binding and port-counter dumps', async (t) => {
   );
 });
 
+t.test('per-CPU port counters are summed over the CPUs', async (t) => {
+  const cpus = 3;
+  const keys = Buffer.alloc(8);
+  keys.writeUInt32LE(7, 0);
+  keys.writeUInt32LE(9, 4);
+  const values = Buffer.alloc(2 * cpus * PORT_STATS_SIZE);
+  // port 7: arp 1, 10, 100 on the three CPUs; port 9: lost 5 on the last CPU only
+  [1, 10, 100].forEach((n, c) => values.writeBigUInt64LE(BigInt(n), c * PORT_STATS_SIZE));
+  values.writeBigUInt64LE(5n, (2 * cpus - 1) * PORT_STATS_SIZE + 32);
+  t.same(
+    [...parsePortStats({ keySize: 4, valueSize: PORT_STATS_SIZE, cpus, keys, values })],
+    [
+      [7, { arp: 111, malformed: 0, mismatch: 0, events: 0, lost: 0 }],
+      [9, { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 5 }],
+    ],
+  );
+  t.same(
+    parseBindings({ keySize: 4, valueSize: BINDING_SIZE, cpus: 2, keys, values }),
+    [],
+    'the binding map is never per-CPU',
+  );
+});
+
 t.test('changed bindings after lost events', async (t) => {
   const b = (ip: string, mac: string, ifindex: number) => ({
     ip,
