@@ -155,9 +155,9 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     await nodePorts.start();
     nodePorts.startLoop(cfg.sweepSeconds * 1000);
     ipam.onReleased(
-      () =>
+      (lease) =>
         void nodePorts
-          .sync()
+          .released(lease.ip)
           .catch((err: unknown) => log.warn({ err }, 'node-port sync after release failed')),
     );
     closers.push(() => nodePorts.stop());

@@ -212,6 +212,12 @@ export class IpamService {
   #drain(): void {
     if (this.#draining) return;
     this.#draining = true;
+    // The batch starts once this event-loop turn's I/O has been read (setImmediate, no timer), so
+    // every request that arrived together with this one joins it and shares its one commit.
+    setImmediate(() => this.#runBatch());
+  }
+
+  #runBatch(): void {
     void this.#mutex
       .run(async () => {
         const releases = this.#releases.splice(0);

@@ -67,7 +67,11 @@ export class HairpinPorts {
    */
   async update(backends: readonly Backend[]): Promise<string[]> {
     if (!(await brNetfilterActive())) return [];
-    const { ports, unresolved } = await this.#resolve(backends);
+    // No backends (the common case on a runner without node ports): nothing to look up.
+    const { ports, unresolved } =
+      backends.length > 0
+        ? await this.#resolve(backends)
+        : { ports: new Set<string>(), unresolved: [] };
     for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
     for (const p of this.#on) if (!ports.has(p)) await setHairpin(p, false);
     this.#on = ports;

@@ -123,13 +123,22 @@ export class NodePorts {
    * catches changes made without the API, e.g. ports removed with their lease.
    */
   sync(): Promise<void> {
+    return this.#serial(() => this.#syncNow());
+  }
+
+  /**
+   * Takes a just-ended lease's node ports out of the kernel: a `sync()` when an applied element
+   * still points at its address (or nothing is known to be applied yet), nothing otherwise. The
+   * check runs in turn after any node-port change already in progress.
+   *
+   * @example
+   * ipam.onReleased((lease) => void nodePorts.released(lease.ip));
+   */
+  released(ip: string): Promise<void> {
     return this.#serial(async () => {
-      const { desired, backends } = await this.#desired();
-      const before = this.#applied ? [...this.#applied.values()] : null;
-      if (before === null) await this.#fullReplace(desired);
-      else await this.#applyDiff(before, desired);
-      await this.#clearStale(before ?? [], desired);
-      await this.#hairpin(backends);
+      const applied = this.#applied;
+      if (applied !== null && ![...applied.values()].some((e) => e.addr === ip)) return;
+      await this.#syncNow();
     });
   }
 
@@ -240,6 +249,15 @@ export class NodePorts {
       elements: this.#applied?.size ?? 0,
       repairs: this.#repairs,
     };
+  }
+
+  async #syncNow(): Promise<void> {
+    const { desired, backends } = await this.#desired();
+    const before = this.#applied ? [...this.#applied.values()] : null;
+    if (before === null) await this.#fullReplace(desired);
+    else await this.#applyDiff(before, desired);
+    await this.#clearStale(before ?? [], desired);
+    await this.#hairpin(backends);
   }
 
   #serial<T>(f: () => Promise<T>): Promise<T> {

@@ -136,6 +136,38 @@ t.test('many concurrent clients: every address at most once', async (t) => {
   t.equal((await store.snapshot()).leases.length, 29);
 });
 
+t.test('requests arriving in one event-loop turn are decided in one batch', async (t) => {
+  const real = openSqliteStore(join(dir, `s${n++}.db`));
+  t.teardown(() => real.close());
+  let snapshots = 0;
+  // The real store, counting snapshots (one per batch).
+  const store = new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'snapshot') return () => (snapshots++, target.snapshot());
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const ipam = new IpamService({ store, pool, log });
+  await ipam.allocate('old', null);
+  snapshots = 0;
+  // Each request in its own callback of the same turn, as requests read from sockets arrive.
+  const arrive = <T>(f: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => setImmediate(() => f().then(resolve, reject)));
+  const allocating = Array.from({ length: 8 }, (_, i) =>
+    arrive(() => ipam.allocate(`b${i}`, null)),
+  );
+  const released = await arrive(() => ipam.release('old'));
+  const allocated = await Promise.all(allocating);
+  t.equal(snapshots, 1);
+  t.equal(released.lease.ip, '10.8.64.2');
+  t.equal(new Set(allocated.map((a) => a.lease.ip)).size, 8);
+  t.notOk(
+    allocated.some((a) => a.lease.ip === '10.8.64.2'),
+    'the released address cools',
+  );
+});
+
 t.test('two services on one store file race: never a duplicate', async (t) => {
   const path = join(dir, `race${n++}.db`);
   const stores: LeaseStore[] = [openSqliteStore(path), openSqliteStore(path)];
