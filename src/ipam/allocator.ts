@@ -87,10 +87,15 @@ export function chooseAddress(input: AllocationInput): AllocationDecision {
     const ip = formatIp(n);
     if (!blocked.has(ip) && !cooling.has(ip)) return { kind: 'chosen', ip, cooling: false };
   }
-  const oldest = [...cooling.entries()]
-    .filter(([ip]) => !blocked.has(ip))
-    .sort((a, b) => a[1] - b[1] || parseIp(a[0]) - parseIp(b[0]))[0];
-  if (oldest) return { kind: 'chosen', ip: oldest[0], cooling: true };
+  // The cooling address released longest ago (lowest address on a tie): one pass, no sort.
+  let oldest: { ip: string; n: number; released: number } | null = null;
+  for (const [ip, released] of cooling) {
+    if (blocked.has(ip)) continue;
+    if (oldest !== null && released > oldest.released) continue;
+    const n = parseIp(ip);
+    if (oldest === null || released < oldest.released || n < oldest.n) oldest = { ip, n, released };
+  }
+  if (oldest) return { kind: 'chosen', ip: oldest.ip, cooling: true };
   return { kind: 'exhausted', counts: countPool(input) };
 }
 

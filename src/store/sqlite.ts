@@ -45,6 +45,8 @@ interface LeaseRow {
   node: string | null;
 }
 
+type CoolingRow = Pick<LeaseRow, 'ip' | 'sandbox' | 'generation' | 'released_at' | 'updated_at'>;
+
 interface QuarantineRow {
   ip: string;
   reason: string;
@@ -141,8 +143,10 @@ class SqliteStore implements LeaseStore {
       ),
       byIp: db.prepare<[string], LeaseRow>(`SELECT * FROM leases WHERE ip = ?`),
       active: db.prepare<[], LeaseRow>(`SELECT * FROM leases WHERE state = 'active' ORDER BY ip`),
-      released: db.prepare<[], LeaseRow>(
-        `SELECT * FROM leases WHERE state = 'released' ORDER BY ip`,
+      // Only the columns a cooling address needs: this runs for every allocation batch.
+      released: db.prepare<[], CoolingRow>(
+        `SELECT ip, sandbox, generation, released_at, updated_at FROM leases
+         WHERE state = 'released' ORDER BY ip`,
       ),
       upsertLease: db.prepare(
         `INSERT INTO leases (ip, sandbox, mac, ifindex, ifname, state, generation, allocated_at, updated_at, released_at, node)
@@ -562,7 +566,7 @@ function toLease(r: LeaseRow): Lease {
   };
 }
 
-function toCooling(r: LeaseRow): CoolingAddress {
+function toCooling(r: CoolingRow): CoolingAddress {
   return {
     ip: r.ip,
     sandbox: r.sandbox,

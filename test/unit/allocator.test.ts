@@ -130,6 +130,15 @@ t.test('cooling addresses come last, oldest release first', async (t) => {
     { kind: 'chosen', ip: '10.8.64.3', cooling: true },
     'released longest ago first',
   );
+  const tied = [
+    { ip: '10.8.64.3', sandbox: 'y', generation: 1, releasedAt: iso(NOW - MIN) },
+    { ip: '10.8.64.2', sandbox: 'x', generation: 1, releasedAt: iso(NOW - MIN) },
+  ];
+  t.same(
+    choose({ cooling: tied, leases }),
+    { kind: 'chosen', ip: '10.8.64.2', cooling: true },
+    'released at the same time: the lowest address first',
+  );
   t.same(
     choose({ cooling, leases }, { live: ['10.8.64.3'] }),
     { kind: 'chosen', ip: '10.8.64.2', cooling: true },
