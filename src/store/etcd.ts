@@ -17,6 +17,7 @@
  */
 import { Etcd3, type IOperation } from 'etcd3';
 import { BridgewardError } from '../errors.js';
+import { storeEvents, type NewEvent } from './events.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -85,7 +86,7 @@ export async function openEtcdStore(
 class Txn {
   readonly reads = new Map<string, string>();
   readonly ops: IOperation[] = [];
-  readonly events: Omit<LeaseEvent, 'id'>[] = [];
+  readonly events: NewEvent[] = [];
   readonly #client: Etcd3;
   readonly #prefix: string;
 
@@ -123,14 +124,8 @@ class Txn {
     this.ops.push(this.#client.delete().key(this.#prefix + key));
   }
 
-  event(
-    at: string,
-    kind: string,
-    ip: string | null,
-    sandbox: string | null,
-    detail: Record<string, unknown>,
-  ): void {
-    this.events.push({ at, kind, ip, sandbox, detail });
+  event(e: NewEvent): void {
+    this.events.push(e);
   }
 }
 
@@ -219,10 +214,7 @@ class EtcdStore implements LeaseStore {
       tx.put(`lease/${req.ip}`, rec);
       tx.put(`sandbox/${req.sandbox}`, req.ip);
       tx.put('cursor', req.ip);
-      tx.event(at, 'allocated', req.ip, req.sandbox, {
-        generation,
-        ...(req.mac ? { mac: req.mac } : {}),
-      });
+      tx.event(storeEvents.allocated(at, req.ip, req.sandbox, generation, req.mac));
       return { lease: toLease(rec), existing: false };
     });
   }
@@ -237,12 +229,7 @@ class EtcdStore implements LeaseStore {
       if (identity) tx.del(`identity/${sandbox}`);
       tx.put(`lease/${row.ip}`, { ...row, state: 'released', releasedAt: when, updatedAt: when });
       tx.del(`sandbox/${sandbox}`);
-      tx.event(when, 'released', row.ip, sandbox, {
-        generation: row.generation,
-        ...(ports.length ? { removedPorts: ports } : {}),
-        ...(identity ? { removedIdentity: true } : {}),
-        ...detail,
-      });
+      tx.event(storeEvents.released(when, row, ports, Boolean(identity), detail));
       return toLease(row);
     });
   }
@@ -265,7 +252,7 @@ class EtcdStore implements LeaseStore {
       const when = at.toISOString();
       const rec = { ...row, ...next, updatedAt: when };
       tx.put(`lease/${row.ip}`, rec);
-      tx.event(when, 'bound', row.ip, sandbox, next);
+      tx.event(storeEvents.bound(when, row.ip, sandbox, next));
       return toLease(rec);
     });
   }
@@ -292,11 +279,7 @@ class EtcdStore implements LeaseStore {
       const current = before && (before.until === null || before.until > when) ? before : null;
       tx.put(`quarantine/${q.ip}`, { ...q, since: current ? current.since : q.since });
       if (!current) {
-        tx.event(when, 'quarantined', q.ip, null, {
-          reason: q.reason,
-          evidence: q.evidence,
-          until: q.until,
-        });
+        tx.event(storeEvents.quarantined(when, q));
       }
     });
   }
@@ -306,17 +289,12 @@ class EtcdStore implements LeaseStore {
       const before = await tx.get<Quarantine>(`quarantine/${ip}`);
       if (!before) throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
       tx.del(`quarantine/${ip}`);
-      tx.event(at.toISOString(), 'quarantine-cleared', ip, null, {
-        reason: before.reason,
-        ...detail,
-      });
+      tx.event(storeEvents.quarantineCleared(at.toISOString(), ip, before.reason, detail));
     });
   }
 
   async appendEvent(e: Omit<LeaseEvent, 'id'>): Promise<void> {
-    await this.#mutate('append event', async (tx) =>
-      tx.event(e.at, e.kind, e.ip, e.sandbox, e.detail),
-    );
+    await this.#mutate('append event', async (tx) => tx.event(e));
   }
 
   async history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]> {
@@ -363,12 +341,7 @@ class EtcdStore implements LeaseStore {
       };
       tx.put(`port/${m.proto}/${m.hostPort}`, rec);
       tx.put(`sandbox/${m.sandbox}`, lease.ip);
-      tx.event(at.toISOString(), 'port-mapped', lease.ip, m.sandbox, {
-        proto: m.proto,
-        hostPort: m.hostPort,
-        port: m.port,
-        ...(before ? { previousPort: before.port } : {}),
-      });
+      tx.event(storeEvents.portMapped(at.toISOString(), lease.ip, m, before?.port ?? null));
     });
   }
 
@@ -383,11 +356,7 @@ class EtcdStore implements LeaseStore {
       }
       tx.del(`port/${proto}/${hostPort}`);
       const ip = await tx.get<string>(`sandbox/${before.sandbox}`);
-      tx.event(at.toISOString(), 'port-unmapped', ip, before.sandbox, {
-        proto,
-        hostPort,
-        port: before.port,
-      });
+      tx.event(storeEvents.portUnmapped(at.toISOString(), ip, before));
       return before;
     });
   }
@@ -398,17 +367,7 @@ class EtcdStore implements LeaseStore {
       const existed = (await tx.get<Identity>(`identity/${i.sandbox}`)) !== null;
       tx.put(`identity/${i.sandbox}`, { ...i, audiences: [...i.audiences] });
       tx.put(`sandbox/${i.sandbox}`, lease.ip);
-      tx.event(
-        at.toISOString(),
-        existed ? 'identity-updated' : 'identity-registered',
-        lease.ip,
-        i.sandbox,
-        {
-          generation: i.generation,
-          app: i.app,
-          audiences: i.audiences,
-        },
-      );
+      tx.event(storeEvents.identityPut(at.toISOString(), lease.ip, i, existed));
     });
   }
 
@@ -421,9 +380,7 @@ class EtcdStore implements LeaseStore {
       const row = await tx.get<Identity>(`identity/${sandbox}`);
       if (!row) return false;
       tx.del(`identity/${sandbox}`);
-      tx.event(at.toISOString(), 'identity-removed', row.ip, sandbox, {
-        generation: row.generation,
-      });
+      tx.event(storeEvents.identityRemoved(at.toISOString(), row.ip, sandbox, row.generation));
       return true;
     });
   }

@@ -15,6 +15,7 @@
 import Database from 'better-sqlite3';
 import { BridgewardError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { storeEvents, type NewEvent } from './events.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -247,10 +248,7 @@ class SqliteStore implements LeaseStore {
         node: req.node ?? null,
       });
       this.#q.setMeta.run('cursor', req.ip);
-      this.#event(at, 'allocated', req.ip, req.sandbox, {
-        generation,
-        ...(req.mac ? { mac: req.mac } : {}),
-      });
+      this.#event(storeEvents.allocated(at, req.ip, req.sandbox, generation, req.mac));
       return { lease: toLease(this.#q.byIp.get(req.ip) as LeaseRow), existing: false };
     });
   }
@@ -263,12 +261,7 @@ class SqliteStore implements LeaseStore {
       this.#q.deletePortsBySandbox.run(sandbox);
       const hadIdentity = this.#q.deleteIdentity.run(sandbox).changes > 0;
       this.#q.releaseLease.run({ ip: row.ip, at: when });
-      this.#event(when, 'released', row.ip, sandbox, {
-        generation: row.generation,
-        ...(ports.length ? { removedPorts: ports.map(toPort) } : {}),
-        ...(hadIdentity ? { removedIdentity: true } : {}),
-        ...detail,
-      });
+      this.#event(storeEvents.released(when, row, ports.map(toPort), hadIdentity, detail));
       return toLease(row);
     });
   }
@@ -290,7 +283,7 @@ class SqliteStore implements LeaseStore {
       }
       const when = at.toISOString();
       this.#q.bindLease.run({ ip: row.ip, at: when, ...next });
-      this.#event(when, 'bound', row.ip, sandbox, next);
+      this.#event(storeEvents.bound(when, row.ip, sandbox, next));
       return toLease(this.#q.byIp.get(row.ip) as LeaseRow);
     });
   }
@@ -326,11 +319,7 @@ class SqliteStore implements LeaseStore {
         until: q.until,
       });
       if (!before) {
-        this.#event(when, 'quarantined', q.ip, null, {
-          reason: q.reason,
-          evidence: q.evidence,
-          until: q.until,
-        });
+        this.#event(storeEvents.quarantined(when, q));
       }
     });
   }
@@ -342,15 +331,12 @@ class SqliteStore implements LeaseStore {
         throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
       }
       this.#q.deleteQuarantine.run(ip);
-      this.#event(at.toISOString(), 'quarantine-cleared', ip, null, {
-        reason: before.reason,
-        ...detail,
-      });
+      this.#event(storeEvents.quarantineCleared(at.toISOString(), ip, before.reason, detail));
     });
   }
 
   async appendEvent(e: Omit<LeaseEvent, 'id'>): Promise<void> {
-    await this.#write('append event', () => this.#event(e.at, e.kind, e.ip, e.sandbox, e.detail));
+    await this.#write('append event', () => this.#event(e));
   }
 
   async history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]> {
@@ -391,12 +377,7 @@ class SqliteStore implements LeaseStore {
       }
       if (before && before.port === m.port) return;
       this.#q.upsertPort.run({ ...m });
-      this.#event(at.toISOString(), 'port-mapped', lease.ip, m.sandbox, {
-        proto: m.proto,
-        hostPort: m.hostPort,
-        port: m.port,
-        ...(before ? { previousPort: before.port } : {}),
-      });
+      this.#event(storeEvents.portMapped(at.toISOString(), lease.ip, m, before?.port ?? null));
     });
   }
 
@@ -411,11 +392,7 @@ class SqliteStore implements LeaseStore {
       }
       this.#q.deletePort.run(proto, hostPort);
       const lease = this.#q.activeBySandbox.get(before.sandbox);
-      this.#event(at.toISOString(), 'port-unmapped', lease?.ip ?? null, before.sandbox, {
-        proto,
-        hostPort,
-        port: before.port,
-      });
+      this.#event(storeEvents.portUnmapped(at.toISOString(), lease?.ip ?? null, toPort(before)));
       return toPort(before);
     });
   }
@@ -434,17 +411,7 @@ class SqliteStore implements LeaseStore {
         createdAt: i.createdAt,
         rotatedAt: i.rotatedAt,
       });
-      this.#event(
-        at.toISOString(),
-        existed ? 'identity-updated' : 'identity-registered',
-        lease.ip,
-        i.sandbox,
-        {
-          generation: i.generation,
-          app: i.app,
-          audiences: i.audiences,
-        },
-      );
+      this.#event(storeEvents.identityPut(at.toISOString(), lease.ip, i, existed));
     });
   }
 
@@ -460,9 +427,7 @@ class SqliteStore implements LeaseStore {
       const row = this.#q.identity.get(sandbox);
       if (!row) return false;
       this.#q.deleteIdentity.run(sandbox);
-      this.#event(at.toISOString(), 'identity-removed', row.ip, sandbox, {
-        generation: row.generation,
-      });
+      this.#event(storeEvents.identityRemoved(at.toISOString(), row.ip, sandbox, row.generation));
       return true;
     });
   }
@@ -483,14 +448,8 @@ class SqliteStore implements LeaseStore {
     return row;
   }
 
-  #event(
-    at: string,
-    kind: string,
-    ip: string | null,
-    sandbox: string | null,
-    detail: Record<string, unknown>,
-  ): void {
-    this.#q.insertEvent.run({ at, kind, ip, sandbox, detail: JSON.stringify(detail) });
+  #event(e: NewEvent): void {
+    this.#q.insertEvent.run({ ...e, detail: JSON.stringify(e.detail) });
   }
 
   /**
