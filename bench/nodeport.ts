@@ -142,61 +142,16 @@ export const nodeportBench: Benchmark = {
       for (let i = 0; i < rounds; i++) {
         const p = String(50_000 + i);
         const to = `${BACKEND}:8080`;
+        // The three rules one deploy appended in the incident code, one exec each.
+        const dnat = ['-p', 'tcp', '--dport', p, '-j', 'DNAT', '--to-destination', to];
+        const deploy = [
+          ['PREROUTING', ...dnat],
+          ['OUTPUT', ...dnat],
+          ['POSTROUTING', '-p', 'tcp', '-d', BACKEND, '--dport', '8080', '-j', 'MASQUERADE'],
+        ];
         const t0 = process.hrtime.bigint();
-        await run(
-          [
-            'iptables',
-            '-t',
-            'nat',
-            '-A',
-            'PREROUTING',
-            '-p',
-            'tcp',
-            '--dport',
-            p,
-            '-j',
-            'DNAT',
-            '--to-destination',
-            to,
-          ],
-          { netns: ns },
-        );
-        await run(
-          [
-            'iptables',
-            '-t',
-            'nat',
-            '-A',
-            'OUTPUT',
-            '-p',
-            'tcp',
-            '--dport',
-            p,
-            '-j',
-            'DNAT',
-            '--to-destination',
-            to,
-          ],
-          { netns: ns },
-        );
-        await run(
-          [
-            'iptables',
-            '-t',
-            'nat',
-            '-A',
-            'POSTROUTING',
-            '-p',
-            'tcp',
-            '-d',
-            BACKEND,
-            '--dport',
-            '8080',
-            '-j',
-            'MASQUERADE',
-          ],
-          { netns: ns },
-        );
+        for (const rule of deploy)
+          await run(['iptables', '-t', 'nat', '-A', ...rule], { netns: ns });
         ipt.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       const changeIptables = median(ipt);
