@@ -56,6 +56,28 @@ async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 1
   }
 }
 
+/** `port add` through the CLI, as an operator would. */
+function addPort(
+  agent: AgentProcess,
+  sandbox: string,
+  proto: string,
+  hostPort: string,
+  port: string,
+): Promise<unknown> {
+  return agent.json([
+    'port',
+    'add',
+    '--sandbox',
+    sandbox,
+    '--proto',
+    proto,
+    '--host-port',
+    hostPort,
+    '--port',
+    port,
+  ]);
+}
+
 /** A sandbox namespace with a lease from the agent (the address the allocator chose). */
 async function leasedSandbox(
   r: Pick<Rig, 'bed' | 'agent'>,
@@ -151,30 +173,8 @@ t.test(
     const r = await rig(t);
     const a = await leasedSandbox(r, 'a');
     const b = await leasedSandbox(r, 'b');
-    await r.agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'a',
-      '--proto',
-      'tcp',
-      '--host-port',
-      '7001',
-      '--port',
-      '80',
-    ]);
-    await r.agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'a',
-      '--proto',
-      'udp',
-      '--host-port',
-      '7002',
-      '--port',
-      '53',
-    ]);
+    await addPort(r.agent, 'a', 'tcp', '7001', '80');
+    await addPort(r.agent, 'a', 'udp', '7002', '53');
     t.equal((await r.agent.stop('SIGKILL')).code, null, 'killed');
     // Commits the agent never applied: a moved port, a removed port, a new one.
     const store = openSqliteStore(join(r.agent.stateDir, SQLITE_FILE));
@@ -215,30 +215,8 @@ t.test(
 t.test('drift: flushed table, deleted and edited elements are repaired and counted', async (t) => {
   const r = await rig(t);
   const a = await leasedSandbox(r, 'a');
-  await r.agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'a',
-    '--proto',
-    'tcp',
-    '--host-port',
-    '6667',
-    '--port',
-    '80',
-  ]);
-  await r.agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'a',
-    '--proto',
-    'udp',
-    '--host-port',
-    '6668',
-    '--port',
-    '53',
-  ]);
+  await addPort(r.agent, 'a', 'tcp', '6667', '80');
+  await addPort(r.agent, 'a', 'udp', '6668', '53');
   const srv = await NameServer.start(a.netns, 'tcp', 80, 'a');
   t.teardown(() => srv.stop());
   const good = await table(r.bed);
@@ -285,34 +263,12 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
   t.teardown(() => sa.stop());
   const sb = await NameServer.start(b.netns, 'udp', 5353, 'b');
   t.teardown(() => sb.stop());
-  await r.agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'a',
-    '--proto',
-    'udp',
-    '--host-port',
-    '5300',
-    '--port',
-    '5353',
-  ]);
+  await addPort(r.agent, 'a', 'udp', '5300', '5353');
   const pinger = UdpPinger.start(r.outside.netns, r.outside.runnerIp, 5300, 50);
   t.teardown(() => pinger.stop());
   await waitFor('answers from a', async () => pinger.answers.includes('a'));
   await r.agent.json(['port', 'remove', '--proto', 'udp', '--host-port', '5300']);
-  await r.agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'b',
-    '--proto',
-    'udp',
-    '--host-port',
-    '5300',
-    '--port',
-    '5353',
-  ]);
+  await addPort(r.agent, 'b', 'udp', '5300', '5353');
   const mark = pinger.answers.length;
   await waitFor('answers from b', async () => pinger.answers.slice(mark).includes('b'), 5000);
   await new Promise((res) => setTimeout(res, 500));
@@ -338,19 +294,7 @@ t.test('a failed incremental transaction falls back to a full replace', async (t
   });
   await agent.ready();
   const a = await leasedSandbox({ bed, agent }, 'a');
-  const add = (port: string) =>
-    agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'a',
-      '--proto',
-      'tcp',
-      '--host-port',
-      port,
-      '--port',
-      '80',
-    ]);
+  const add = (port: string) => addPort(agent, 'a', 'tcp', port, '80');
   await add('7100');
   await add('7101');
   await run(['nft', 'delete element ip bridgeward nodeports { tcp . 7100 }'], {
@@ -371,18 +315,7 @@ t.test('clear errors for bad port requests; nothing changes', async (t) => {
   const r = await rig(t);
   const a = await leasedSandbox(r, 'a');
   await leasedSandbox(r, 'b');
-  await r.agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'a',
-    '--proto',
-    'tcp',
-    '--host-port',
-    '8000',
-    '--port',
-    '80',
-  ]);
+  await addPort(r.agent, 'a', 'tcp', '8000', '80');
   const cases: [string[], number, RegExp][] = [
     [
       ['--sandbox', 'b', '--proto', 'tcp', '--host-port', '8000', '--port', '80'],
@@ -452,18 +385,7 @@ t.test('releasing a lease takes its node ports out of the kernel at once', async
   });
   await agent.ready();
   await leasedSandbox({ bed, agent }, 'gone');
-  await agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    'gone',
-    '--proto',
-    'tcp',
-    '--host-port',
-    '7200',
-    '--port',
-    '80',
-  ]);
+  await addPort(agent, 'gone', 'tcp', '7200', '80');
   t.equal((await table(bed)).elements.length, 1);
   await agent.json(['lease', 'release', '--sandbox', 'gone']);
   await waitFor('the element to go', async () => (await table(bed)).elements.length === 0, 5000);
