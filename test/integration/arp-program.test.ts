@@ -233,6 +233,17 @@ t.test('invalid ARP fields are malformed; other ethertypes are ignored', async (
   t.same(prog.bindings(), []);
 });
 
+/**
+ * BPF_PROG_TEST_RUN itself (not the program) refuses IPv4 and IPv6 frames shorter than their
+ * network header with EINVAL on recent kernels (seen on 6.18), so the fuzz loop leaves those out.
+ */
+function refusedByTestRun(f: Buffer): boolean {
+  const ethertype = f.readUInt16BE(12);
+  return (
+    (ethertype === 0x0800 && f.length < 14 + 20) || (ethertype === 0x86dd && f.length < 14 + 40)
+  );
+}
+
 t.test('random frames: never dropped, kernel and TS parser agree on every one', async (t) => {
   const { prog, settle } = setup(t);
   let arp = 0;
@@ -246,6 +257,7 @@ t.test('random frames: never dropped, kernel and TS parser agree on every one', 
       valid.copy(f, 12, 12, Math.min(len, 12 + (i % 12)));
       if (i % 5 === 0) f.writeUInt16BE(0x8100, 12);
     }
+    if (refusedByTestRun(f)) continue;
     if (prog.testRun(f) !== TC_ACT_UNSPEC) t.fail(`frame ${f.toString('hex')} not passed`);
     const p = parseArpFrame(f);
     if (p.ok) arp++;
