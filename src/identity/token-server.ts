@@ -13,7 +13,12 @@
  * await srv.close();
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify';
 import type { Counter } from 'prom-client';
 import { BridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -76,7 +81,7 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
   const log = deps.log.child({ component: 'token-server' });
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({}, { level: 'warn' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024,
   });
 

@@ -88,7 +88,7 @@ t.test('webhook: retries with backoff until the server accepts, in order', async
   const t0 = Date.now();
   hook.send({ type: 'raised', finding: finding('10.8.64.2') });
   hook.send({ type: 'cleared', finding: finding('10.8.64.3') });
-  t.ok(Date.now() - t0 < 20, 'send returns at once');
+  t.equal(calls, 0, 'send only queues: nothing is delivered before it returns');
   t.equal(hook.pending, 2);
   await hook.idle();
   t.ok(Date.now() - t0 >= 60, 'waited 20 + 40 ms of backoff');

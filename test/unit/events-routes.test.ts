@@ -131,7 +131,8 @@ t.test('conflicts, events stream and probe over the socket', async (t) => {
   t.equal(probed.length, 2, 'bad input changes nothing');
 });
 
-t.test('closing the API ends open streams instead of hanging', async (t) => {
+// A hanging close fails this test by its timeout.
+t.test('closing the API ends open streams instead of hanging', { timeout: 10_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bw-events-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const socket = join(dir, 'api.sock');
@@ -143,10 +144,8 @@ t.test('closing the API ends open streams instead of hanging', async (t) => {
   });
   const s = openEventStream(socket, () => {});
   while (stream.subscribers === 0) await new Promise((r) => setTimeout(r, 5));
-  const t0 = Date.now();
   await api.close();
   await s.ended;
-  t.ok(Date.now() - t0 < 1000, `closed in ${Date.now() - t0} ms`);
   t.equal(stream.subscribers, 0);
 });
 
