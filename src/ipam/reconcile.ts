@@ -4,8 +4,9 @@
  *
  * - reserve: an address live on the wire but free in the store (no lease, no quarantine) is
  *   quarantined as 'live-unleased' so it is never handed out while something answers on it;
- * - reap: a lease ends only when the runtime's declared set (POST /v1/sync) lacks its sandbox
- *   AND its address was not live for `missThreshold` consecutive counted sweeps;
+ * - reap: a lease ends only when the runtime's declared set (POST /v1/sync), made after the
+ *   lease was allocated, lacks its sandbox AND its address was not live for `missThreshold`
+ *   consecutive counted sweeps;
  * - lift: a quarantine the reconciler or the release path set ('live-unleased',
  *   'live-after-release') is lifted after `missThreshold` consecutive counted sweeps without the
  *   address being live; others (e.g. the detector's 'duplicate-ip') stay until cleared;
@@ -17,7 +18,8 @@
  * is never on this agent's wire.
  *
  * @example
- * const plan = planReconcile({ pool, snapshot, live, declared: new Set(['a']), counters, missThreshold: 3, count: true });
+ * const declared = { sandboxes: new Set(['a']), at: new Date().toISOString() };
+ * const plan = planReconcile({ pool, snapshot, live, declared, counters, missThreshold: 3, count: true, node: null });
  * for (const r of plan.reserve) await ipam.quarantineLive(r.ip, 'live-unleased', r.evidence);
  */
 import { broadcastOf, parseIp } from '../net/ipv4.js';
@@ -44,8 +46,11 @@ export interface ReconcileInput {
   readonly snapshot: StoreSnapshot;
   /** Addresses live on the wire, with evidence. */
   readonly live: ReadonlyMap<string, LiveEvidence>;
-  /** Sandboxes the runtime declared, or null when it never declared any (then nothing is reaped). */
-  readonly declared: ReadonlySet<string> | null;
+  /**
+   * The runtime's last declaration, or null when it never made one (then nothing is reaped).
+   * A lease allocated after it is not judged by it: the runtime could not have listed it.
+   */
+  readonly declared: { readonly sandboxes: ReadonlySet<string>; readonly at: string } | null;
   /** Counters from the previous pass. */
   readonly counters: ReconcileCounters;
   /** Sweeps needed before reaping or lifting. */
@@ -97,7 +102,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   for (const l of snapshot.leases) {
     const ev = live.get(l.ip);
     const mine = input.node === null || l.node === input.node;
-    const gone = mine && input.declared !== null && !input.declared.has(l.sandbox) && !ev;
+    const gone = mine && undeclared(l, input.declared) && !ev;
     const before = input.counters.misses.get(l.sandbox) ?? 0;
     const count = gone ? before + (input.count ? 1 : 0) : 0;
     if (gone && count >= input.missThreshold)
@@ -119,6 +124,16 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     if (count > 0) quiet.set(q.ip, count);
   }
   return { reserve, reap, lift, bind, counters: { misses, quiet } };
+}
+
+/** Whether a declaration exists, predates the lease and leaves its sandbox out. */
+function undeclared(
+  lease: { sandbox: string; allocatedAt: string },
+  declared: ReconcileInput['declared'],
+): boolean {
+  return (
+    declared !== null && lease.allocatedAt < declared.at && !declared.sandboxes.has(lease.sandbox)
+  );
 }
 
 function inPool(pool: Pool, ip: string): boolean {

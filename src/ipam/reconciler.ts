@@ -1,11 +1,12 @@
 /**
  * The reconciler's runner: applies `planReconcile` at boot (before the API serves), on every
  * periodic sweep and shortly after the wire changes, holding the IPAM lock so no allocation
- * interleaves. Keeps the runtime's declared sandbox set (POST /v1/sync) and the sweep counters.
+ * interleaves. Keeps the sweep counters; the runtime's declared sandbox set (POST /v1/sync) is
+ * kept in the store, so after a restart reaping resumes without waiting for the next sync.
  *
  * @example
  * const rec = new Reconciler({ ipam, store, log, metrics });
- * await rec.sweep('boot');
+ * await rec.sweep('boot'); // loads the last declaration first
  * rec.start(cfg.sweepSeconds);
  * neighbours.onChange(() => rec.kick());
  */
@@ -16,6 +17,7 @@ import {
   NO_COUNTERS,
   planReconcile,
   type ReconcileCounters,
+  type ReconcileInput,
   type ReconcilePlan,
 } from './reconcile.js';
 import type { IpamService } from './service.js';
@@ -60,7 +62,8 @@ export class Reconciler {
   readonly #log: Logger;
   readonly #missSweeps: number;
   #counters: ReconcileCounters = NO_COUNTERS;
-  #declared: ReadonlySet<string> | null = null;
+  /** The runtime's last declaration; undefined until loaded from the store. */
+  #declared: ReconcileInput['declared'] | undefined = undefined;
   #timer: NodeJS.Timeout | null = null;
   #kickTimer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -72,27 +75,23 @@ export class Reconciler {
     this.#missSweeps = opts.missSweeps ?? DEFAULT_MISS_SWEEPS;
   }
 
-  /** The sandboxes the runtime last declared, or null before the first sync. */
-  get declared(): ReadonlySet<string> | null {
-    return this.#declared;
-  }
-
   /**
    * Records the runtime's declared sandbox set (modelled on CNI GC) and sweeps once without
    * counting. Returns the sweep and the leased sandboxes the runtime no longer declares.
    */
   async sync(sandboxes: readonly string[]): Promise<SweepResult & { undeclared: string[] }> {
-    this.#declared = new Set(sandboxes);
-    const at = new Date();
-    const snapshot = await this.#opts.store.snapshot();
-    const undeclared = snapshot.leases.map((l) => l.sandbox).filter((s) => !this.#declared?.has(s));
-    await this.#opts.store.appendEvent({
-      at: at.toISOString(),
-      kind: 'sync',
-      ip: null,
-      sandbox: null,
-      detail: { declared: sandboxes.length, undeclared },
-    });
+    const { store } = this.#opts;
+    const declared = { sandboxes: new Set(sandboxes), at: new Date().toISOString() };
+    const snapshot = await store.snapshot();
+    const undeclared = snapshot.leases
+      .map((l) => l.sandbox)
+      .filter((s) => !declared.sandboxes.has(s));
+    await store.declare(
+      this.#node(),
+      { sandboxes: [...declared.sandboxes], at: declared.at },
+      { declared: declared.sandboxes.size, undeclared },
+    );
+    this.#declared = declared;
     return { ...(await this.sweep('sync')), undeclared };
   }
 
@@ -102,16 +101,21 @@ export class Reconciler {
     return ipam.exclusive(async () => {
       const end = metrics?.reconcileSeconds.startTimer({ trigger });
       try {
+        if (this.#declared === undefined) {
+          const loaded = await this.#load();
+          this.#declared ??= loaded; // a sync meanwhile is newer
+        }
+        const declared = this.#declared ?? null;
         const [snapshot, live] = await Promise.all([store.snapshot(), ipam.live()]);
         const plan = planReconcile({
           pool: ipam.pool,
           snapshot,
           live,
-          declared: this.#declared,
+          declared,
           counters: this.#counters,
           missThreshold: this.#missSweeps,
           count: trigger === 'periodic',
-          node: store.kind === 'etcd' ? ipam.node : null,
+          node: this.#node(),
         });
         await this.#apply(plan);
         this.#counters = plan.counters;
@@ -160,6 +164,19 @@ export class Reconciler {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#kickTimer) clearTimeout(this.#kickTimer);
+  }
+
+  /** This agent's name when the store is shared (etcd), else null. */
+  #node(): string | null {
+    return this.#opts.store.kind === 'etcd' ? this.#opts.ipam.node : null;
+  }
+
+  /** The declaration the store kept from before this process started, if any. */
+  async #load(): Promise<ReconcileInput['declared']> {
+    const d = await this.#opts.store.declaration(this.#node());
+    if (d === null) return null;
+    this.#log.info({ sandboxes: d.sandboxes.length, at: d.at }, 'loaded the last declaration');
+    return { sandboxes: new Set(d.sandboxes), at: d.at };
   }
 
   async #apply(plan: ReconcilePlan): Promise<void> {

@@ -8,7 +8,8 @@
  * Keys under the prefix (default `bridgeward/`): `lease/<ip>` (JSON, active or released),
  * `sandbox/<id>` (ip of its active lease; re-written by port and identity writes so a release
  * notices them), `quarantine/<ip>`, `cursor`, `eventseq` and `event/<zero-padded id>`,
- * `port/<proto>/<hostPort>`, `identity/<id>`.
+ * `port/<proto>/<hostPort>`, `identity/<id>`, `declared/<node>` (the runtime's last sync as
+ * seen by that agent; `declared/-` without a node name).
  *
  * @example
  * const store = await openEtcdStore(['http://127.0.0.1:2379']);
@@ -22,6 +23,7 @@ import type {
   ClaimRequest,
   ClaimResult,
   CoolingAddress,
+  Declaration,
   Identity,
   Lease,
   LeaseEvent,
@@ -297,6 +299,21 @@ class EtcdStore implements LeaseStore {
     await this.#mutate('append event', async (tx) => tx.event(e));
   }
 
+  async declare(
+    node: string | null,
+    d: Declaration,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    await this.#mutate('declare', async (tx) => {
+      tx.put(declarationKey(node), d);
+      tx.event(storeEvents.synced(d.at, detail));
+    });
+  }
+
+  async declaration(node: string | null): Promise<Declaration | null> {
+    return this.#read('declaration lookup', (tx) => tx.get<Declaration>(declarationKey(node)));
+  }
+
   async history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]> {
     try {
       const res = await this.#client.getAll().prefix(`${this.#prefix}event/`).exec();
@@ -481,4 +498,9 @@ function toCooling(r: LeaseRecord): CoolingAddress {
     generation: r.generation,
     releasedAt: r.releasedAt ?? r.updatedAt,
   };
+}
+
+/** The key of a node's declaration. */
+function declarationKey(node: string | null): string {
+  return `declared/${node ?? '-'}`;
 }

@@ -12,6 +12,11 @@ export type NewEvent = Omit<LeaseEvent, 'id'>;
 
 /** Builders for the events of every store operation. */
 export const storeEvents = {
+  /** The runtime declared its sandbox set. */
+  synced(at: string, detail: Record<string, unknown>): NewEvent {
+    return { at, kind: 'sync', ip: null, sandbox: null, detail };
+  },
+
   /** A sandbox got an address. */
   allocated(
     at: string,

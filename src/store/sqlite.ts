@@ -20,6 +20,7 @@ import type {
   ClaimRequest,
   ClaimResult,
   CoolingAddress,
+  Declaration,
   Identity,
   Lease,
   LeaseEvent,
@@ -360,6 +361,24 @@ class SqliteStore implements LeaseStore {
     });
   }
 
+  async declare(
+    node: string | null,
+    d: Declaration,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    await this.#write('declare', () => {
+      this.#q.setMeta.run(declarationKey(node), JSON.stringify(d));
+      this.#event(storeEvents.synced(d.at, detail));
+    });
+  }
+
+  async declaration(node: string | null): Promise<Declaration | null> {
+    return this.#read('declaration lookup', () => {
+      const row = this.#q.getMeta.get(declarationKey(node));
+      return row ? (JSON.parse(row.value) as Declaration) : null;
+    });
+  }
+
   async listPorts(): Promise<PortMapping[]> {
     return this.#read('list ports', () => this.#q.ports.all().map(toPort));
   }
@@ -498,6 +517,11 @@ class SqliteStore implements LeaseStore {
       throw storeError(e, what);
     }
   }
+}
+
+/** The `meta` key of a node's declaration. */
+function declarationKey(node: string | null): string {
+  return node === null ? 'declared' : `declared/${node}`;
 }
 
 /** Maps a driver failure to STORE_UNAVAILABLE (or CONFLICT for a lost unique-index race). */

@@ -123,6 +123,14 @@ export interface StoreSnapshot {
   readonly cursor: string | null;
 }
 
+/** The runtime's declared sandbox set (`POST /v1/sync`), as one agent last recorded it. */
+export interface Declaration {
+  /** Sandboxes the runtime said exist. */
+  readonly sandboxes: readonly string[];
+  /** ISO time it was recorded; leases allocated later are not judged by it. */
+  readonly at: string;
+}
+
 /** A request to give `ip` to `sandbox`. */
 export interface ClaimRequest {
   /** Sandbox id. */
@@ -199,6 +207,16 @@ export interface LeaseStore {
 
   /** Reads the history, newest last, optionally filtered by address or sandbox. */
   history(filter: { ip?: string; sandbox?: string; limit?: number }): Promise<LeaseEvent[]>;
+
+  /**
+   * Replaces the declaration kept for `node` (null: the agent of an unshared store) and records
+   * a 'sync' event with `detail`, in one transaction. It survives restarts, so reaping resumes
+   * without waiting for the runtime's next sync.
+   */
+  declare(node: string | null, d: Declaration, detail: Record<string, unknown>): Promise<void>;
+
+  /** The declaration last kept for `node`, or null when the runtime never declared one. */
+  declaration(node: string | null): Promise<Declaration | null>;
 
   /** All node-port mappings. */
   listPorts(): Promise<PortMapping[]>;

@@ -244,6 +244,25 @@ export function storeContract(t: Test, open: () => Promise<LeaseStore>): void {
     t.notOk(JSON.stringify(h).includes('ab'.repeat(32)), 'the secret hash never enters history');
   });
 
+  t.test('declarations: one per node, replaced by the next, each with a sync event', async (t) => {
+    const s = await fresh(t);
+    t.equal(await s.declaration(null), null, 'none before the first sync');
+    await s.declare(null, { sandboxes: ['a', 'b'], at: at(1).toISOString() }, { declared: 2 });
+    await s.declare('n1', { sandboxes: ['c'], at: at(2).toISOString() }, { declared: 1 });
+    await s.declare(null, { sandboxes: ['b'], at: at(3).toISOString() }, { declared: 1 });
+    t.same(await s.declaration(null), { sandboxes: ['b'], at: at(3).toISOString() });
+    t.same(await s.declaration('n1'), { sandboxes: ['c'], at: at(2).toISOString() });
+    t.equal(await s.declaration('n2'), null);
+    t.same(
+      (await s.history({})).filter((e) => e.kind === 'sync').map((e) => [e.at, e.detail]),
+      [
+        [at(1).toISOString(), { declared: 2 }],
+        [at(2).toISOString(), { declared: 1 }],
+        [at(3).toISOString(), { declared: 1 }],
+      ],
+    );
+  });
+
   t.test('many concurrent claims on few addresses: never two owners', async (t) => {
     const s = await fresh(t);
     const ips = ['10.8.64.2', '10.8.64.3', '10.8.64.4'];

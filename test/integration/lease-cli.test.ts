@@ -83,6 +83,34 @@ t.test('lease verbs end to end', async (t) => {
   t.match(reaped.at(-1), { kind: 'released', detail: { by: 'reconciler' } });
 });
 
+t.test('the declaration survives a restart and never judges later leases', async (t) => {
+  const subnet = '10.8.68.0/28';
+  const bed = await Testbed.create({ subnet });
+  const flags = { subnet, 'sweep-seconds': '1' };
+  let agent = AgentProcess.start(bed, { ...flags, 'sweep-seconds': '3600' });
+  t.teardown(async () => {
+    await agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  for (const s of ['kept', 'gone']) await agent.json(['lease', 'allocate', '--sandbox', s]);
+  await agent.json<SyncView>(['sync', '--sandboxes', 'kept']);
+  // Allocated after the sync: the runtime could not have listed it.
+  await agent.json(['lease', 'allocate', '--sandbox', 'newer']);
+  t.same((await agent.stop()).code, 0, 'stopped before any periodic sweep counted');
+
+  agent = AgentProcess.start(bed, flags, agent);
+  await agent.ready();
+  t.ok(agent.logs.some((l) => l.msg === 'loaded the last declaration' && l.sandboxes === 1));
+  await agent.waitForLog((l) => l.msg === 'reaped lease' && l.sandbox === 'gone', 15_000);
+  // 'newer' is as silent and as unlisted as 'gone' was; two more sweeps, and it is still there.
+  await new Promise((r) => setTimeout(r, 2_500));
+  t.same((await agent.json<Lease[]>(['lease', 'list'])).map((l) => l.sandbox).sort(), [
+    'kept',
+    'newer',
+  ]);
+});
+
 t.test('precise errors, nothing changed', async (t) => {
   const bed = await Testbed.create({ subnet: '10.8.67.0/30' });
   const agent = AgentProcess.start(bed, { subnet: '10.8.67.0/30' });

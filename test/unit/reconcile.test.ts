@@ -28,6 +28,10 @@ function ev(ip: string, macs = ['02:00:00:00:00:01'], ifindexes = [5]): LiveEvid
 function q(ip: string, reason: string): Quarantine {
   return { ip, reason, evidence: {}, since: T, until: null };
 }
+/** A declaration made after the leases above were allocated. */
+function declared(...sandboxes: string[]): ReconcileInput['declared'] {
+  return { sandboxes: new Set(sandboxes), at: '2026-06-12T12:05:00.000Z' };
+}
 function input(over: Partial<ReconcileInput>): ReconcileInput {
   return {
     pool,
@@ -75,11 +79,10 @@ t.test('reaps only when undeclared and quiet for N periodic sweeps', async (t) =
     cursor: null,
   };
   const live = new Map([['10.8.64.4', ev('10.8.64.4')]]);
-  const declared = new Set(['kept']);
   let counters = NO_COUNTERS;
   const reaps: string[][] = [];
   for (let i = 0; i < 4; i++) {
-    const p = planReconcile(input({ snapshot, live, declared, counters }));
+    const p = planReconcile(input({ snapshot, live, declared: declared('kept'), counters }));
     counters = p.counters;
     reaps.push(p.reap.map((r) => r.sandbox));
   }
@@ -91,6 +94,18 @@ t.test('reaps only when undeclared and quiet for N periodic sweeps', async (t) =
   t.same(planReconcile(input({ snapshot, live, declared: null })).reap, [], 'never before a sync');
 });
 
+t.test('a lease allocated after the declaration is not judged by it', async (t) => {
+  const later = { ...lease('new', '10.8.64.5'), allocatedAt: '2026-06-12T12:06:00.000Z' };
+  const snapshot = { leases: [later], cooling: [], quarantine: [], cursor: null };
+  let counters = NO_COUNTERS;
+  for (let i = 0; i < 5; i++) {
+    const p = planReconcile(input({ snapshot, declared: declared(), counters }));
+    t.same(p.reap, [], `sweep ${i + 1}: not reaped`);
+    counters = p.counters;
+  }
+  t.equal(counters.misses.size, 0, 'and not even counted');
+});
+
 t.test(
   'a sighting or a declaration resets the miss count; boot/event sweeps do not count',
   async (t) => {
@@ -100,20 +115,25 @@ t.test(
       quarantine: [],
       cursor: null,
     };
-    const declared = new Set<string>();
-    let c = planReconcile(input({ snapshot, declared })).counters;
-    c = planReconcile(input({ snapshot, declared, counters: c })).counters;
+    const none = declared();
+    let c = planReconcile(input({ snapshot, declared: none })).counters;
+    c = planReconcile(input({ snapshot, declared: none, counters: c })).counters;
     t.equal(c.misses.get('s'), 2);
     c = planReconcile(
-      input({ snapshot, declared, counters: c, live: new Map([['10.8.64.2', ev('10.8.64.2')]]) }),
+      input({
+        snapshot,
+        declared: none,
+        counters: c,
+        live: new Map([['10.8.64.2', ev('10.8.64.2')]]),
+      }),
     ).counters;
     t.equal(c.misses.get('s'), undefined, 'seen: reset');
-    c = planReconcile(input({ snapshot, declared, counters: c })).counters;
-    c = planReconcile(input({ snapshot, declared, counters: c })).counters;
-    const uncounted = planReconcile(input({ snapshot, declared, counters: c, count: false }));
+    c = planReconcile(input({ snapshot, declared: none, counters: c })).counters;
+    c = planReconcile(input({ snapshot, declared: none, counters: c })).counters;
+    const uncounted = planReconcile(input({ snapshot, declared: none, counters: c, count: false }));
     t.same(uncounted.reap, []);
     t.equal(uncounted.counters.misses.get('s'), 2);
-    c = planReconcile(input({ snapshot, declared: new Set(['s']), counters: c })).counters;
+    c = planReconcile(input({ snapshot, declared: declared('s'), counters: c })).counters;
     t.equal(c.misses.size, 0, 'declared again: reset');
   },
 );
@@ -180,7 +200,9 @@ t.test(
       ],
       cursor: null,
     };
-    const p = planReconcile(input({ snapshot, declared: new Set(), node: 'n1', missThreshold: 1 }));
+    const p = planReconcile(
+      input({ snapshot, declared: declared(), node: 'n1', missThreshold: 1 }),
+    );
     t.same(
       p.reap.map((r) => r.sandbox),
       ['mine'],
