@@ -22,6 +22,8 @@ import { startMetricsServer } from './api/metrics-server.js';
 import { statusRoutes, type AgentStatus } from './api/status-routes.js';
 import { loadNative } from './native.js';
 import { NodePorts } from './nodeport/node-ports.js';
+import { NftMonitor } from './nodeport/nft-monitor.js';
+import { TABLE_FAMILY, TABLE_NAME } from './nodeport/ruleset.js';
 import { nftBinaryDriver, openNftDriver } from './nodeport/nft-driver.js';
 import { clearConntrack } from './nodeport/conntrack.js';
 import { enableNodePortSysctls } from './nodeport/sysctls.js';
@@ -152,6 +154,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       clearConntrack,
       hairpin: new HairpinPorts(bridge.name),
     });
+    // Watching starts before the first transaction, so the monitor sees this agent's own.
+    if (cfg.nftMonitor) {
+      const monitor = NftMonitor.start({
+        family: TABLE_FAMILY,
+        table: TABLE_NAME,
+        ownPid: process.pid,
+        log,
+        onForeign: () => nodePorts.verifySoon(),
+      });
+      closers.push(() => monitor.stop());
+    }
     await nodePorts.start();
     nodePorts.startLoop(cfg.sweepSeconds * 1000);
     ipam.onReleased(

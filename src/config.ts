@@ -56,6 +56,8 @@ export interface Config {
   readonly identityListen: { host: string; port: number } | null;
   /** Directory of per-sandbox token files (`<dir>/<sandbox>/token`), or null when off. */
   readonly identityTokenDir: string | null;
+  /** Whether `nft monitor` watches for other processes changing the node-port table. */
+  readonly nftMonitor: boolean;
 }
 
 /** The accepted log levels. */
@@ -80,6 +82,7 @@ export interface RawConfig {
   bpfPinDir?: string;
   identityListen?: string;
   identityTokenDir?: string;
+  nftMonitor?: string;
 }
 
 /** The keys a config file may hold, which are also the `run` flags in kebab-case. */
@@ -99,6 +102,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'bpfPinDir',
   'identityListen',
   'identityTokenDir',
+  'nftMonitor',
 ];
 
 /** Defaults applied when neither the file nor a flag sets a key. */
@@ -113,6 +117,7 @@ export const DEFAULTS = {
   sweepSeconds: 10,
   holdDownSeconds: 60,
   bpfPinDir: '/sys/fs/bpf/bridgeward',
+  nftMonitor: 'on',
 } as const;
 
 /** Default port of the identity token server, on the gateway address. */
@@ -223,6 +228,7 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
       raw.identityTokenDir === undefined || raw.identityTokenDir === 'off'
         ? null
         : absPath(raw.identityTokenDir, 'identity-token-dir'),
+    nftMonitor: onOff(raw.nftMonitor, 'nft-monitor'),
   };
 }
 
@@ -272,6 +278,12 @@ function absPath(v: unknown, key: string): string {
   const p = str(v, key);
   if (!isAbsolute(p)) throw invalid(`--${key} ${JSON.stringify(p)}: must be an absolute path`);
   return p;
+}
+
+function onOff(v: unknown, key: string): boolean {
+  const s = str(v, key);
+  if (s !== 'on' && s !== 'off') throw invalid(`--${key} ${JSON.stringify(s)}: expected on or off`);
+  return s === 'on';
 }
 
 function seconds(v: unknown, key: string, min: number, max: number): number {

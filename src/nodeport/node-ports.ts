@@ -8,6 +8,7 @@
  *   transaction (a full replace if that fails), then clears conntrack entries of old backends.
  * - `verify()`: reads the table back; a flushed/edited rule or a missing table means a full
  *   replace, edited elements an incremental repair; each repair is counted and logged.
+ *   `verifySoon()` runs one shortly, when `nft monitor` saw another process touch the table.
  * - `add()`/`remove()`/`list()`: the API's operations (store first, then sync).
  *
  * All kernel work is serialised, so a verify never races an apply.
@@ -85,6 +86,9 @@ export interface NodePortDeps {
   readonly clearConntrack: (change: ElementChange) => Promise<number>;
 }
 
+/** How long `verifySoon()` gathers further calls before reading the table back. */
+const VERIFY_SOON_MS = 20;
+
 /** Keeps the agent's table equal to the store's node ports. */
 export class NodePorts {
   readonly #d: NodePortDeps;
@@ -96,6 +100,8 @@ export class NodePorts {
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
+  #verifyTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
 
   /** Creates the shell; nothing touches the kernel until `start()`. */
   constructor(deps: NodePortDeps) {
@@ -184,10 +190,27 @@ export class NodePorts {
     }, intervalMs);
   }
 
+  /**
+   * Schedules a `verify()` soon, coalescing a burst of calls into one read-back: for when another
+   * process was seen changing the table (`nft monitor`).
+   */
+  verifySoon(): void {
+    if (this.#verifyTimer || this.#stopped) return;
+    this.#verifyTimer = setTimeout(() => {
+      this.#verifyTimer = null;
+      this.verify().catch((e: unknown) =>
+        this.#d.log.error({ err: e }, 'node-port read-back failed'),
+      );
+    }, VERIFY_SOON_MS);
+  }
+
   /** Stops the loop and waits for queued kernel work. The table stays (a restart rebuilds it). */
   async stop(): Promise<void> {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#verifyTimer) clearTimeout(this.#verifyTimer);
     this.#timer = null;
+    this.#verifyTimer = null;
     await this.#queue.catch(() => undefined);
   }
 

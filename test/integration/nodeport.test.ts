@@ -255,6 +255,36 @@ t.test('drift: flushed table, deleted and edited elements are repaired and count
   t.equal(await repairs(r.bed), 4, 'no repair without drift');
 });
 
+t.test('nft monitor: another process flushing the table is repaired at once', async (t) => {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  // No periodic read-back during the test: only the monitor can notice the flush.
+  const agent = AgentProcess.start(bed, { subnet: SUBNET, 'sweep-seconds': '3600' });
+  t.teardown(async () => {
+    await agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  await leasedSandbox({ bed, agent }, 'a');
+  await addPort(agent, 'a', 'tcp', '6667', '80');
+  // The monitor has seen one of the agent's own transactions: it is subscribed.
+  await agent.waitForLog((l) => l.msg === 'nft monitor is watching the node-port table');
+  const good = await table(bed);
+  await run(['nft', 'flush table ip bridgeward'], { netns: bed.runnerNs });
+  const foreign = await agent.waitForLog(
+    (l) => l.msg === 'another process changed the node-port table',
+  );
+  t.match(foreign, { comm: 'nft' }, 'names the process');
+  await agent.waitForLog((l) => l.msg === 'node-port table drifted; repairing');
+  await waitFor('table restored', async () => {
+    const now = await table(bed);
+    return (
+      now.structure === good.structure &&
+      JSON.stringify(now.elements) === JSON.stringify(good.elements)
+    );
+  });
+  t.pass('restored without a periodic sweep');
+});
+
 t.test('UDP mapping moved: a client that keeps sending reaches the new backend', async (t) => {
   const r = await rig(t);
   const a = await leasedSandbox(r, 'a');
@@ -282,10 +312,11 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
 
 t.test('a failed incremental transaction falls back to a full replace', async (t) => {
   const bed = await Testbed.create({ subnet: SUBNET });
-  // No periodic sweep during the test: the API change itself meets the drift.
+  // No periodic sweep and no monitor during the test: the API change itself meets the drift.
   const agent = AgentProcess.start(bed, {
     subnet: SUBNET,
     'sweep-seconds': '3600',
+    'nft-monitor': 'off',
     'metrics-listen': METRICS,
   });
   t.teardown(async () => {
