@@ -38,6 +38,24 @@ async function rig(t: Test): Promise<Rig> {
   return r;
 }
 
+/**
+ * A bed and a ready agent whose periodic sweep never comes during a test (sweep every hour), so
+ * only the path under test can change the table.
+ */
+async function quietAgent(
+  t: Test,
+  flags: Record<string, string> = {},
+): Promise<Pick<Rig, 'bed' | 'agent'>> {
+  const bed = await Testbed.create({ subnet: SUBNET });
+  const agent = AgentProcess.start(bed, { subnet: SUBNET, 'sweep-seconds': '3600', ...flags });
+  t.teardown(async () => {
+    await agent.cleanup();
+    await bed.destroy();
+  });
+  await agent.ready();
+  return { bed, agent };
+}
+
 async function table(bed: Testbed): Promise<TableListing> {
   const r = await run(['nft', '-j', 'list', 'table', 'ip', 'bridgeward'], { netns: bed.runnerNs });
   return parseTableListing(r.stdout);
@@ -256,14 +274,8 @@ t.test('drift: flushed table, deleted and edited elements are repaired and count
 });
 
 t.test('nft monitor: another process flushing the table is repaired at once', async (t) => {
-  const bed = await Testbed.create({ subnet: SUBNET });
   // No periodic read-back during the test: only the monitor can notice the flush.
-  const agent = AgentProcess.start(bed, { subnet: SUBNET, 'sweep-seconds': '3600' });
-  t.teardown(async () => {
-    await agent.cleanup();
-    await bed.destroy();
-  });
-  await agent.ready();
+  const { bed, agent } = await quietAgent(t);
   await leasedSandbox({ bed, agent }, 'a');
   await addPort(agent, 'a', 'tcp', '6667', '80');
   // The monitor has seen one of the agent's own transactions: it is subscribed.
@@ -311,19 +323,8 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
 });
 
 t.test('a failed incremental transaction falls back to a full replace', async (t) => {
-  const bed = await Testbed.create({ subnet: SUBNET });
   // No periodic sweep and no monitor during the test: the API change itself meets the drift.
-  const agent = AgentProcess.start(bed, {
-    subnet: SUBNET,
-    'sweep-seconds': '3600',
-    'nft-monitor': 'off',
-    'metrics-listen': METRICS,
-  });
-  t.teardown(async () => {
-    await agent.cleanup();
-    await bed.destroy();
-  });
-  await agent.ready();
+  const { bed, agent } = await quietAgent(t, { 'nft-monitor': 'off', 'metrics-listen': METRICS });
   const a = await leasedSandbox({ bed, agent }, 'a');
   const add = (port: string) => addPort(agent, 'a', 'tcp', port, '80');
   await add('7100');
@@ -407,14 +408,8 @@ t.test('clear errors for bad port requests; nothing changes', async (t) => {
 });
 
 t.test('releasing a lease takes its node ports out of the kernel at once', async (t) => {
-  const bed = await Testbed.create({ subnet: SUBNET });
   // No periodic sweep during the test: only the release itself can remove the element.
-  const agent = AgentProcess.start(bed, { subnet: SUBNET, 'sweep-seconds': '3600' });
-  t.teardown(async () => {
-    await agent.cleanup();
-    await bed.destroy();
-  });
-  await agent.ready();
+  const { bed, agent } = await quietAgent(t);
   await leasedSandbox({ bed, agent }, 'gone');
   await addPort(agent, 'gone', 'tcp', '7200', '80');
   t.equal((await table(bed)).elements.length, 1);
