@@ -127,7 +127,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
 }
 
 /** Whether a declaration exists, predates the lease and leaves its sandbox out. */
-function undeclared(
+export function undeclared(
   lease: { sandbox: string; allocatedAt: string },
   declared: ReconcileInput['declared'],
 ): boolean {

@@ -16,6 +16,7 @@ import type { LeaseStore } from '../store/types.js';
 import {
   NO_COUNTERS,
   planReconcile,
+  undeclared,
   type ReconcileCounters,
   type ReconcileInput,
   type ReconcilePlan,
@@ -83,16 +84,14 @@ export class Reconciler {
     const { store } = this.#opts;
     const declared = { sandboxes: new Set(sandboxes), at: new Date().toISOString() };
     const snapshot = await store.snapshot();
-    const undeclared = snapshot.leases
-      .map((l) => l.sandbox)
-      .filter((s) => !declared.sandboxes.has(s));
+    const left = snapshot.leases.filter((l) => undeclared(l, declared)).map((l) => l.sandbox);
     await store.declare(
       this.#node(),
       { sandboxes: [...declared.sandboxes], at: declared.at },
-      { declared: declared.sandboxes.size, undeclared },
+      { declared: declared.sandboxes.size, undeclared: left },
     );
     this.#declared = declared;
-    return { ...(await this.sweep('sync')), undeclared };
+    return { ...(await this.sweep('sync')), undeclared: left };
   }
 
   /** Runs one sweep now. Only periodic sweeps advance the reap/lift counters. */
