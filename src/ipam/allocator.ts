@@ -8,8 +8,11 @@
  * cursor (the last address handed out), so a just-freed address is the last to come back.
  * A sandbox that already holds a lease gets it back.
  *
+ * The pool is indexed once per batch of requests (`viewPool`) and asked once per request
+ * (`chooseAddress`).
+ *
  * @example
- * const d = chooseAddress({ pool, snapshot, live: new Set(), sandbox: 'app-1', now: Date.now() });
+ * const d = chooseAddress(viewPool({ pool, snapshot, live: new Set(), now: Date.now() }), 'app-1');
  * if (d.kind === 'chosen') await store.claim({ sandbox: 'app-1', ip: d.ip, mac: null, at: new Date() });
  */
 import { BridgewardError } from '../errors.js';
@@ -26,18 +29,14 @@ export interface Pool {
   readonly cooldownMs: number;
 }
 
-/** What the allocator needs to decide. */
-export interface AllocationInput {
+/** What the allocator needs to see the pool at one moment. */
+export interface PoolInput {
   /** The pool. */
   readonly pool: Pool;
   /** The store's state. */
   readonly snapshot: StoreSnapshot;
   /** Addresses some observer currently sees live on the bridge. */
   readonly live: ReadonlySet<string>;
-  /** Addresses to skip this time (e.g. a pre-handout check found them in use). */
-  readonly skip?: ReadonlySet<string>;
-  /** The sandbox asking. */
-  readonly sandbox: string;
   /** Current time, ms since the epoch. */
   readonly now: number;
 }
@@ -68,42 +67,89 @@ export type AllocationDecision =
   | { readonly kind: 'exhausted'; readonly counts: PoolCounts };
 
 /**
- * Chooses the address for `input.sandbox`.
+ * The pool as seen at one moment, indexed for choosing: built once per batch of requests by
+ * `viewPool`, then asked once per request by `chooseAddress`.
+ */
+export interface PoolView {
+  /** What the view was built from. */
+  readonly input: PoolInput;
+  /** Active leases by sandbox. */
+  readonly leaseBySandbox: ReadonlyMap<string, Lease>;
+  /** First host address (after the network address). */
+  readonly first: number;
+  /** Last host address (before the broadcast address). */
+  readonly last: number;
+  /** Where the round-robin scan starts: just after the cursor. */
+  readonly start: number;
+  /** Addresses that may never be handed out now: gateway, leased, quarantined, live. */
+  readonly blocked: ReadonlySet<number>;
+  /** Addresses still cooling down (not blocked), released longest ago first (then lowest). */
+  readonly cooling: readonly { readonly n: number; readonly ip: string }[];
+  /** The same cooling addresses, for lookups during the scan. */
+  readonly coolingSet: ReadonlySet<number>;
+}
+
+/**
+ * Indexes the pool for `chooseAddress`.
  *
  * @example
- * chooseAddress({ pool, snapshot: { leases: [], cooling: [], quarantine: [], cursor: null }, live: new Set(), sandbox: 'a', now: 0 });
+ * const view = viewPool({ pool, snapshot, live: new Set(), now: Date.now() });
+ */
+export function viewPool(input: PoolInput): PoolView {
+  const { first, last } = hostRange(input.pool.subnet);
+  const blocked = new Set<number>([parseIp(input.pool.gateway)]);
+  for (const l of input.snapshot.leases) blocked.add(parseIp(l.ip));
+  for (const ip of activeQuarantine(input)) blocked.add(parseIp(ip));
+  for (const ip of input.live) blocked.add(parseIp(ip));
+  const cooling = [...coolingAddresses(input)]
+    .map(([ip, released]) => ({ ip, n: parseIp(ip), released }))
+    .filter((c) => !blocked.has(c.n))
+    .sort((a, b) => a.released - b.released || a.n - b.n)
+    .map(({ ip, n }) => ({ ip, n }));
+  return {
+    input,
+    leaseBySandbox: new Map(input.snapshot.leases.map((l) => [l.sandbox, l])),
+    first,
+    last,
+    start: startAfter(input.snapshot.cursor, first, last),
+    blocked,
+    cooling,
+    coolingSet: new Set(cooling.map((c) => c.n)),
+  };
+}
+
+/**
+ * Chooses the address for `sandbox`, never one in `skip` (e.g. addresses a pre-handout check
+ * found in use, or already chosen for other sandboxes of the same batch).
+ *
+ * @example
+ * chooseAddress(viewPool({ pool, snapshot: { leases: [], cooling: [], quarantine: [], cursor: null }, live: new Set(), now: 0 }), 'a');
  * // { kind: 'chosen', ip: '10.8.64.2', cooling: false } for 10.8.64.0/24 with gateway .1
  */
-export function chooseAddress(input: AllocationInput): AllocationDecision {
-  const mine = input.snapshot.leases.find((l) => l.sandbox === input.sandbox);
+export function chooseAddress(
+  view: PoolView,
+  sandbox: string,
+  skip: ReadonlySet<string> = new Set(),
+): AllocationDecision {
+  const mine = view.leaseBySandbox.get(sandbox);
   if (mine) return { kind: 'existing', lease: mine };
-  const { first, last } = hostRange(input.pool.subnet);
-  const blocked = blockedAddresses(input);
-  const cooling = coolingAddresses(input);
-  const size = last - first + 1;
-  const start = startAfter(input.snapshot.cursor, first, last);
+  const size = view.last - view.first + 1;
   for (let i = 0; i < size; i++) {
-    const n = first + ((start - first + i) % size);
+    const n = view.first + ((view.start - view.first + i) % size);
+    if (view.blocked.has(n) || view.coolingSet.has(n)) continue;
     const ip = formatIp(n);
-    if (!blocked.has(ip) && !cooling.has(ip)) return { kind: 'chosen', ip, cooling: false };
+    if (!skip.has(ip)) return { kind: 'chosen', ip, cooling: false };
   }
-  // The cooling address released longest ago (lowest address on a tie): one pass, no sort.
-  let oldest: { ip: string; n: number; released: number } | null = null;
-  for (const [ip, released] of cooling) {
-    if (blocked.has(ip)) continue;
-    if (oldest !== null && released > oldest.released) continue;
-    const n = parseIp(ip);
-    if (oldest === null || released < oldest.released || n < oldest.n) oldest = { ip, n, released };
-  }
+  const oldest = view.cooling.find((c) => !skip.has(c.ip));
   if (oldest) return { kind: 'chosen', ip: oldest.ip, cooling: true };
-  return { kind: 'exhausted', counts: countPool(input) };
+  return { kind: 'exhausted', counts: countPool(view.input) };
 }
 
 /**
  * Counts how the pool is used (for metrics and the exhausted error). Each address counts once,
  * in the first matching state of: active, quarantined, cooling, live-unleased, free.
  */
-export function countPool(input: Omit<AllocationInput, 'sandbox' | 'skip'>): PoolCounts {
+export function countPool(input: PoolInput): PoolCounts {
   const { first, last } = hostRange(input.pool.subnet);
   const gateway = parseIp(input.pool.gateway);
   const inPool = (ip: string) => {
@@ -165,19 +211,8 @@ function startAfter(cursor: string | null, first: number, last: number): number 
   return n >= first && n < last ? n + 1 : first;
 }
 
-/** Addresses that may never be handed out right now. */
-function blockedAddresses(input: AllocationInput): Set<string> {
-  return new Set([
-    input.pool.gateway,
-    ...input.snapshot.leases.map((l) => l.ip),
-    ...activeQuarantine(input),
-    ...input.live,
-    ...(input.skip ?? []),
-  ]);
-}
-
 /** Quarantined addresses whose quarantine has not run out at `now`. */
-function activeQuarantine(input: Pick<AllocationInput, 'snapshot' | 'now'>): string[] {
+function activeQuarantine(input: Pick<PoolInput, 'snapshot' | 'now'>): string[] {
   return input.snapshot.quarantine
     .filter((q) => q.until === null || Date.parse(q.until) > input.now)
     .map((q) => q.ip);
@@ -185,7 +220,7 @@ function activeQuarantine(input: Pick<AllocationInput, 'snapshot' | 'now'>): str
 
 /** Addresses still cooling at `now`, with their release time. */
 function coolingAddresses(
-  input: Pick<AllocationInput, 'snapshot' | 'now' | 'pool'>,
+  input: Pick<PoolInput, 'snapshot' | 'now' | 'pool'>,
 ): Map<string, number> {
   const out = new Map<string, number>();
   for (const c of input.snapshot.cooling) {

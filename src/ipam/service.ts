@@ -20,8 +20,15 @@ import { BridgewardError, isBridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LiveEvidence, LiveSource } from '../observe/types.js';
-import type { ClaimResult, Lease, LeaseStore, StoreSnapshot } from '../store/types.js';
-import { chooseAddress, countPool, exhaustedError, type Pool } from './allocator.js';
+import type { ClaimResult, Lease, LeaseStore } from '../store/types.js';
+import {
+  chooseAddress,
+  countPool,
+  exhaustedError,
+  viewPool,
+  type Pool,
+  type PoolView,
+} from './allocator.js';
 import { collectLive } from './live-set.js';
 import { Mutex } from './mutex.js';
 
@@ -78,6 +85,22 @@ interface PendingRelease {
   readonly detail: Record<string, unknown>;
   readonly resolve: (r: ReleaseResult) => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** What a batch decided for its allocations. */
+interface Decisions {
+  /** The time the batch was decided at (ms since the epoch). */
+  readonly now: number;
+  /** Sandboxes that already hold a lease. */
+  readonly existing: { readonly p: PendingAllocation; readonly lease: Lease }[];
+  /** Addresses to claim. */
+  readonly chosen: {
+    readonly p: PendingAllocation;
+    readonly ip: string;
+    readonly cooling: boolean;
+  }[];
+  /** Requests to decide again in a later batch. */
+  readonly again: PendingAllocation[];
 }
 
 /** The decision for one request within a batch. */
@@ -205,9 +228,11 @@ export class IpamService {
   }
 
   /**
-   * Runs one batch of queued releases and allocations under the lock, then the next. The
-   * allocations are decided on a snapshot taken before the releases commit, so an address freed
-   * in this batch is not handed out in it (it is cooling anyway).
+   * Runs one batch of queued releases and allocations under the lock, then the next. The live
+   * sources are read once per batch. The allocations are decided first, on a snapshot taken
+   * before this batch's releases are written (an address freed in this batch is not handed out
+   * in it; it is cooling anyway); then every release and claim of the batch is issued in one
+   * synchronous stretch, so they share one store commit.
    */
   #drain(): void {
     if (this.#draining) return;
@@ -222,8 +247,15 @@ export class IpamService {
       .run(async () => {
         const releases = this.#releases.splice(0);
         const allocations = this.#allocations.splice(0, MAX_BATCH);
-        // Both batches write in the same event-loop turn, so they share one store commit.
-        await Promise.all([this.#releaseBatch(releases), this.#allocateBatch(allocations)]);
+        let live: Map<string, LiveEvidence>;
+        try {
+          live = await this.live();
+        } catch (e) {
+          for (const p of [...releases, ...allocations]) p.reject(e);
+          return;
+        }
+        const decided = await this.#decide(allocations, new Set(live.keys()));
+        await Promise.all([this.#releaseBatch(releases, live), this.#claimBatch(decided)]);
       })
       .finally(() => {
         this.#draining = false;
@@ -232,13 +264,13 @@ export class IpamService {
       });
   }
 
-  async #releaseBatch(batch: PendingRelease[]): Promise<void> {
+  /** Ends the leases (the writes are issued before the first await), quarantining live ones. */
+  async #releaseBatch(batch: PendingRelease[], live: Map<string, LiveEvidence>): Promise<void> {
     if (batch.length === 0) return;
     const at = new Date(this.#now());
     const ended = await Promise.allSettled(
       batch.map((p) => this.#store.release(p.sandbox, at, p.detail)),
     );
-    const live = await this.live();
     for (const [i, p] of batch.entries()) {
       const r = ended[i] as PromiseSettledResult<Lease>;
       if (r.status === 'rejected') {
@@ -260,70 +292,59 @@ export class IpamService {
     }
   }
 
-  async #allocateBatch(batch: PendingAllocation[]): Promise<void> {
-    if (batch.length === 0) return;
-    let snapshot: StoreSnapshot;
-    let live: Set<string>;
+  /** Decides every allocation of a batch on one snapshot; writes nothing (but quarantines). */
+  async #decide(batch: PendingAllocation[], live: ReadonlySet<string>): Promise<Decisions> {
+    const now = this.#now();
+    const d: Decisions = { now, existing: [], chosen: [], again: [] };
+    if (batch.length === 0) return d;
+    let view: PoolView;
     try {
-      snapshot = await this.#store.snapshot();
-      live = new Set((await this.live()).keys());
+      view = viewPool({ pool: this.#pool, snapshot: await this.#store.snapshot(), live, now });
     } catch (e) {
       for (const p of batch) p.reject(e);
-      return;
+      return d;
     }
-    const now = this.#now();
     const taken = new Set<string>();
     const sandboxes = new Set<string>();
-    const again: PendingAllocation[] = [];
-    const claims: Promise<void>[] = [];
     for (const p of batch) {
       if (sandboxes.has(p.sandbox)) {
-        again.push(p); // the same sandbox twice: decide the second once the first is stored
+        d.again.push(p); // the same sandbox twice: decide the second once the first is stored
         continue;
       }
       sandboxes.add(p.sandbox);
       let choice: Choice;
       try {
-        choice = await this.#choose(p, snapshot, live, taken, now);
+        choice = await this.#choose(p, view, taken);
       } catch (e) {
         p.reject(e);
         continue;
       }
-      if (choice.kind === 'existing') {
-        claims.push(
-          this.#bindMac(choice.lease, p.mac).then(
-            (lease) => p.resolve({ lease, existing: true }),
-            p.reject,
-          ),
-        );
-      } else if (choice.kind === 'later') {
-        again.push(p);
-      } else {
+      if (choice.kind === 'existing') d.existing.push({ p, lease: choice.lease });
+      else if (choice.kind === 'later') d.again.push(p);
+      else {
         taken.add(choice.ip);
-        claims.push(this.#claim(p, choice.ip, choice.cooling, now, again));
+        d.chosen.push({ p, ip: choice.ip, cooling: choice.cooling });
       }
     }
-    await Promise.all(claims);
-    this.#allocations.unshift(...again);
+    return d;
+  }
+
+  /** Claims the chosen addresses (the writes are issued before the first await). */
+  async #claimBatch(d: Decisions): Promise<void> {
+    await Promise.all([
+      ...d.existing.map(({ p, lease }) =>
+        this.#bindMac(lease, p.mac).then((l) => p.resolve({ lease: l, existing: true }), p.reject),
+      ),
+      ...d.chosen.map(({ p, ip, cooling }) => this.#claim(p, ip, cooling, d.now, d.again)),
+    ]);
+    this.#allocations.unshift(...d.again);
   }
 
   /** Chooses an address for one request, running the pre-handout check on each candidate. */
-  async #choose(
-    p: PendingAllocation,
-    snapshot: StoreSnapshot,
-    live: ReadonlySet<string>,
-    taken: ReadonlySet<string>,
-    now: number,
-  ): Promise<Choice> {
+  async #choose(p: PendingAllocation, view: PoolView, taken: ReadonlySet<string>): Promise<Choice> {
     for (;;) {
-      const d = chooseAddress({
-        pool: this.#pool,
-        snapshot,
-        live,
-        skip: new Set([...p.skip, ...taken]),
-        sandbox: p.sandbox,
-        now,
-      });
+      const skip = p.skip.size === 0 ? taken : new Set([...p.skip, ...taken]);
+      const d = chooseAddress(view, p.sandbox, skip);
       if (d.kind === 'existing') return { kind: 'existing', lease: d.lease };
       if (d.kind === 'exhausted') {
         // Addresses taken earlier in this batch may yet fail to be claimed: decide again later.

@@ -1,6 +1,12 @@
 // The allocator's pure core: exclusions, round-robin, cool-down, idempotence, exhaustion counts.
 import t from 'tap';
-import { chooseAddress, countPool, exhaustedError, type Pool } from '../../src/ipam/allocator.js';
+import {
+  chooseAddress,
+  countPool,
+  exhaustedError,
+  viewPool,
+  type Pool,
+} from '../../src/ipam/allocator.js';
 import { parseCidr } from '../../src/net/ipv4.js';
 import type { Lease, StoreSnapshot } from '../../src/store/types.js';
 
@@ -37,14 +43,13 @@ function choose(
   snapshot: Partial<StoreSnapshot>,
   opts: { live?: string[]; skip?: string[]; pool?: Pool; sandbox?: string; now?: number } = {},
 ) {
-  return chooseAddress({
+  const view = viewPool({
     pool: opts.pool ?? pool27,
     snapshot: { ...EMPTY, ...snapshot },
     live: new Set(opts.live ?? []),
-    skip: new Set(opts.skip ?? []),
-    sandbox: opts.sandbox ?? 'new',
     now: opts.now ?? NOW,
   });
+  return chooseAddress(view, opts.sandbox ?? 'new', new Set(opts.skip ?? []));
 }
 
 t.test('first allocation skips network and gateway', async (t) => {
@@ -194,13 +199,7 @@ t.test('round-robin over many allocations hands out every address once before re
   let snap: StoreSnapshot = EMPTY;
   const seen: string[] = [];
   for (let i = 0; i < 29; i++) {
-    const d = chooseAddress({
-      pool: pool27,
-      snapshot: snap,
-      live: new Set(),
-      sandbox: `s${i}`,
-      now: NOW,
-    });
+    const d = choose(snap, { sandbox: `s${i}` });
     if (d.kind !== 'chosen') throw new Error('unexpected');
     seen.push(d.ip);
     snap = { ...snap, leases: [...snap.leases, lease(`s${i}`, d.ip)], cursor: d.ip };
@@ -209,7 +208,7 @@ t.test('round-robin over many allocations hands out every address once before re
   t.notOk(seen.includes('10.8.64.0') || seen.includes('10.8.64.1') || seen.includes('10.8.64.31'));
   // Free .5, the next allocation continues after the cursor (.30 -> wrap) and takes .5, the only free.
   snap = { ...snap, leases: snap.leases.filter((l) => l.ip !== '10.8.64.5'), cooling: [] };
-  t.same(chooseAddress({ pool: pool27, snapshot: snap, live: new Set(), sandbox: 'z', now: NOW }), {
+  t.same(choose(snap, { sandbox: 'z' }), {
     kind: 'chosen',
     ip: '10.8.64.5',
     cooling: false,
@@ -218,12 +217,32 @@ t.test('round-robin over many allocations hands out every address once before re
 
 t.test('a large pool finds a free address quickly after the cursor', async (t) => {
   const pool = { subnet: parseCidr('10.0.0.0/8'), gateway: '10.0.0.1', cooldownMs: 0 };
-  const d = chooseAddress({
-    pool,
-    snapshot: { ...EMPTY, cursor: '10.200.0.0' },
+  const d = choose({ cursor: '10.200.0.0' }, { pool, sandbox: 'a' });
+  t.same(d, { kind: 'chosen', ip: '10.200.0.1', cooling: false });
+});
+
+t.test('one view answers a whole batch: addresses taken earlier in it are skipped', async (t) => {
+  const cooling = [
+    { ip: '10.8.64.2', sandbox: 'x', generation: 1, releasedAt: iso(NOW - MIN) },
+    { ip: '10.8.64.3', sandbox: 'y', generation: 1, releasedAt: iso(NOW - 5 * MIN) },
+  ];
+  const leases = Array.from({ length: 26 }, (_, i) => lease(`s${i}`, `10.8.64.${i + 5}`));
+  const view = viewPool({
+    pool: pool27,
+    snapshot: { ...EMPTY, cooling, leases },
     live: new Set(),
-    sandbox: 'a',
     now: NOW,
   });
-  t.same(d, { kind: 'chosen', ip: '10.200.0.1', cooling: false });
+  const taken = new Set<string>();
+  const got: unknown[] = [];
+  for (const sandbox of ['a', 'b', 'c', 'd', 's3']) {
+    const d = chooseAddress(view, sandbox, taken);
+    got.push(d.kind === 'chosen' ? d.ip : d.kind);
+    if (d.kind === 'chosen') taken.add(d.ip);
+  }
+  t.same(
+    got,
+    ['10.8.64.4', '10.8.64.3', '10.8.64.2', 'exhausted', 'existing'],
+    'the free one, then cooling oldest first, then nothing; a leased sandbox gets its own',
+  );
 });
