@@ -5,7 +5,9 @@
  * anything is read); mutations issued in the same event-loop turn share one commit (group
  * commit: one fsync for many concurrent allocations). The address is the primary key of
  * `leases` and a partial unique index keeps a sandbox to one active lease.
- * The event history is append-only (triggers refuse UPDATE and DELETE).
+ * The event history is append-only (triggers refuse UPDATE and DELETE). The allocator's
+ * snapshot is served from rows kept in memory, re-read for the addresses each commit touched and
+ * reloaded in full when another connection has written the file.
  *
  * @example
  * const store = openSqliteStore('/var/lib/bridgeward/leases.db');
@@ -126,16 +128,52 @@ export function openSqliteStore(path: string): LeaseStore {
   return new SqliteStore(db);
 }
 
+/** A queued mutation of the group commit. */
+interface PendingWrite {
+  readonly what: string;
+  readonly f: () => unknown;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** What one mutation of a group commit came to. */
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * The rows a snapshot is made of, kept in memory between snapshots (reading and materialising
+ * every lease row for each allocation batch dominated its cost). After each of this
+ * connection's commits the rows of the addresses it touched are read again; a commit by any
+ * other connection (another process on the same file) changes `PRAGMA data_version`, and the
+ * next snapshot then reloads everything.
+ */
+interface SnapshotRows {
+  /** `PRAGMA data_version` when the rows were loaded. */
+  readonly dataVersion: number;
+  /** Active leases by address. */
+  readonly leases: Map<string, Lease>;
+  /** Released addresses by address. */
+  readonly cooling: Map<string, CoolingAddress>;
+  /** Every quarantine record (expired ones too) by address. */
+  readonly quarantine: Map<string, Quarantine>;
+  /** The round-robin cursor. */
+  cursor: string | null;
+}
+
 class SqliteStore implements LeaseStore {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #q;
-  readonly #pending: {
-    what: string;
-    f: () => unknown;
-    resolve: (v: unknown) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
+  /** Runs one mutation in its own savepoint (built once: better-sqlite3 wrappers are costly). */
+  readonly #inSavepoint: (f: () => unknown) => unknown;
+  /** Runs a group of mutations in one IMMEDIATE transaction, each in its savepoint. */
+  readonly #group: (batch: readonly PendingWrite[]) => Outcome[];
+  /** Loads every snapshot row in one read transaction. */
+  readonly #loadRows: () => SnapshotRows;
+  /** The snapshot rows, or null until the first snapshot (or after a failed commit). */
+  #rows: SnapshotRows | null = null;
+  /** Addresses whose lease or quarantine rows the queued mutations touched. */
+  readonly #touched = new Set<string>();
+  readonly #pending: PendingWrite[] = [];
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -144,11 +182,9 @@ class SqliteStore implements LeaseStore {
         `SELECT * FROM leases WHERE sandbox = ? AND state = 'active'`,
       ),
       byIp: db.prepare<[string], LeaseRow>(`SELECT * FROM leases WHERE ip = ?`),
-      active: db.prepare<[], LeaseRow>(`SELECT * FROM leases WHERE state = 'active' ORDER BY ip`),
-      // Only the columns a cooling address needs: this runs for every allocation batch.
+      active: db.prepare<[], LeaseRow>(`SELECT * FROM leases WHERE state = 'active'`),
       released: db.prepare<[], CoolingRow>(
-        `SELECT ip, sandbox, generation, released_at, updated_at FROM leases
-         WHERE state = 'released' ORDER BY ip`,
+        `SELECT ip, sandbox, generation, released_at, updated_at FROM leases WHERE state = 'released'`,
       ),
       upsertLease: db.prepare(
         `INSERT INTO leases (ip, sandbox, mac, ifindex, ifname, state, generation, allocated_at, updated_at, released_at, node)
@@ -164,9 +200,8 @@ class SqliteStore implements LeaseStore {
         `UPDATE leases SET mac = @mac, ifindex = @ifindex, ifname = @ifname, updated_at = @at WHERE ip = @ip`,
       ),
       quarantineByIp: db.prepare<[string], QuarantineRow>(`SELECT * FROM quarantine WHERE ip = ?`),
-      quarantineActive: db.prepare<[string], QuarantineRow>(
-        `SELECT * FROM quarantine WHERE until IS NULL OR until > ? ORDER BY ip`,
-      ),
+      quarantineAll: db.prepare<[], QuarantineRow>(`SELECT * FROM quarantine`),
+      dataVersion: db.prepare<[], number>(`PRAGMA data_version`).pluck(),
       upsertQuarantine: db.prepare(
         `INSERT INTO quarantine (ip, reason, evidence, since, until) VALUES (@ip, @reason, @evidence, @since, @until)
          ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, evidence = excluded.evidence, until = excluded.until`,
@@ -202,22 +237,41 @@ class SqliteStore implements LeaseStore {
       ),
       deleteIdentity: db.prepare(`DELETE FROM identities WHERE sandbox = ?`),
     };
+    this.#inSavepoint = db.transaction((f: () => unknown) => f());
+    this.#group = db.transaction((batch: readonly PendingWrite[]) =>
+      batch.map((m): Outcome => {
+        try {
+          return { ok: true, value: this.#inSavepoint(m.f) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    ).immediate;
+    this.#loadRows = db.transaction((): SnapshotRows => ({
+      dataVersion: this.#q.dataVersion.get() as number,
+      leases: new Map(this.#q.active.all().map((r) => [r.ip, toLease(r)])),
+      cooling: new Map(this.#q.released.all().map((r) => [r.ip, toCooling(r)])),
+      quarantine: new Map(this.#q.quarantineAll.all().map((r) => [r.ip, toQuarantine(r)])),
+      cursor: this.#q.getMeta.get('cursor')?.value ?? null,
+    })).deferred;
   }
 
   async snapshot(): Promise<StoreSnapshot> {
-    return this.#read('snapshot', () =>
-      this.#db
-        .transaction((): StoreSnapshot => {
-          const now = new Date().toISOString();
-          return {
-            leases: this.#q.active.all().map(toLease),
-            cooling: this.#q.released.all().map(toCooling),
-            quarantine: this.#q.quarantineActive.all(now).map(toQuarantine),
-            cursor: this.#q.getMeta.get('cursor')?.value ?? null,
-          };
-        })
-        .deferred(),
-    );
+    return this.#read('snapshot', () => {
+      let rows = this.#rows;
+      if (rows === null || rows.dataVersion !== this.#q.dataVersion.get()) {
+        rows = this.#rows = this.#loadRows();
+      }
+      const now = new Date().toISOString();
+      return {
+        leases: [...rows.leases.values()].sort(byIp),
+        cooling: [...rows.cooling.values()].sort(byIp),
+        quarantine: [...rows.quarantine.values()]
+          .filter((q) => q.until === null || q.until > now)
+          .sort(byIp),
+        cursor: rows.cursor,
+      };
+    });
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -249,8 +303,22 @@ class SqliteStore implements LeaseStore {
         node: req.node ?? null,
       });
       this.#q.setMeta.run('cursor', req.ip);
+      this.#touched.add(req.ip);
       this.#event(storeEvents.allocated(at, req.ip, req.sandbox, generation, req.mac));
-      return { lease: toLease(this.#q.byIp.get(req.ip) as LeaseRow), existing: false };
+      // The row just written, without reading it back.
+      const lease: Lease = {
+        sandbox: req.sandbox,
+        ip: req.ip,
+        mac: req.mac,
+        ifindex: null,
+        ifname: null,
+        state: 'active',
+        node: req.node ?? null,
+        generation,
+        allocatedAt: at,
+        updatedAt: at,
+      };
+      return { lease, existing: false };
     });
   }
 
@@ -259,9 +327,10 @@ class SqliteStore implements LeaseStore {
       const row = this.#mustLease(sandbox);
       const when = at.toISOString();
       const ports = this.#q.portsBySandbox.all(sandbox);
-      this.#q.deletePortsBySandbox.run(sandbox);
+      if (ports.length > 0) this.#q.deletePortsBySandbox.run(sandbox);
       const hadIdentity = this.#q.deleteIdentity.run(sandbox).changes > 0;
       this.#q.releaseLease.run({ ip: row.ip, at: when });
+      this.#touched.add(row.ip);
       this.#event(storeEvents.released(when, row, ports.map(toPort), hadIdentity, detail));
       return toLease(row);
     });
@@ -284,6 +353,7 @@ class SqliteStore implements LeaseStore {
       }
       const when = at.toISOString();
       this.#q.bindLease.run({ ip: row.ip, at: when, ...next });
+      this.#touched.add(row.ip);
       this.#event(storeEvents.bound(when, row.ip, sandbox, next));
       return toLease(this.#q.byIp.get(row.ip) as LeaseRow);
     });
@@ -312,6 +382,7 @@ class SqliteStore implements LeaseStore {
         this.#q.deleteQuarantine.run(q.ip);
         before = undefined;
       }
+      this.#touched.add(q.ip);
       this.#q.upsertQuarantine.run({
         ip: q.ip,
         reason: q.reason,
@@ -332,6 +403,7 @@ class SqliteStore implements LeaseStore {
         throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
       }
       this.#q.deleteQuarantine.run(ip);
+      this.#touched.add(ip);
       this.#event(storeEvents.quarantineCleared(at.toISOString(), ip, before.reason, detail));
     });
   }
@@ -486,28 +558,44 @@ class SqliteStore implements LeaseStore {
   #commit(): void {
     const batch = this.#pending.splice(0);
     if (batch.length === 0) return; // flushed early by close()
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let outcomes: Outcome[];
     try {
-      this.#db
-        .transaction(() => {
-          for (const m of batch) {
-            try {
-              outcomes.push({ ok: true, value: this.#db.transaction(m.f)() });
-            } catch (error) {
-              outcomes.push({ ok: false, error });
-            }
-          }
-        })
-        .immediate();
+      outcomes = this.#group(batch);
     } catch (e) {
+      this.#rows = null; // rolled back: what the rows hold is unknown now
+      this.#touched.clear();
       for (const m of batch) m.reject(storeError(e, m.what));
       return;
     }
+    this.#refreshRows();
     batch.forEach((m, i) => {
       const o = outcomes[i];
       if (o?.ok) m.resolve(o.value);
       else m.reject(storeError(o?.error, m.what));
     });
+  }
+
+  /** Reads the rows of the addresses the last commit touched into the snapshot rows. */
+  #refreshRows(): void {
+    const rows = this.#rows;
+    if (!rows || this.#touched.size === 0) return;
+    try {
+      for (const ip of this.#touched) {
+        const lease = this.#q.byIp.get(ip);
+        rows.leases.delete(ip);
+        rows.cooling.delete(ip);
+        if (lease?.state === 'active') rows.leases.set(ip, toLease(lease));
+        else if (lease) rows.cooling.set(ip, toCooling(lease));
+        const q = this.#q.quarantineByIp.get(ip);
+        if (q) rows.quarantine.set(ip, toQuarantine(q));
+        else rows.quarantine.delete(ip);
+      }
+      rows.cursor = this.#q.getMeta.get('cursor')?.value ?? null;
+    } catch {
+      this.#rows = null; // reloaded in full by the next snapshot
+    } finally {
+      this.#touched.clear();
+    }
   }
 
   #read<T>(what: string, f: () => T): T {
@@ -532,6 +620,11 @@ function storeError(e: unknown, what: string): BridgewardError {
     return new BridgewardError('CONFLICT', `store ${what}: ${err.message}`);
   }
   return new BridgewardError('STORE_UNAVAILABLE', `store ${what}: ${err.message ?? String(e)}`);
+}
+
+/** Orders records by address as SQLite's `ORDER BY ip` did (byte order of the text). */
+function byIp(a: { ip: string }, b: { ip: string }): number {
+  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0;
 }
 
 function toLease(r: LeaseRow): Lease {

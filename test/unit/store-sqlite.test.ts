@@ -93,6 +93,67 @@ t.test('two connections to one file (two processes) never both win an address', 
   );
 });
 
+t.test('snapshots kept in memory match the file after every kind of write', async (t) => {
+  const path = join(dir, 'cache.db');
+  const a = openSqliteStore(path);
+  const b = openSqliteStore(path); // another connection (another process): it reloads from disk
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  let seed = 7;
+  const rand = (k: number) => (seed = (seed * 48271) % 2147483647) % k; // Park-Miller
+  const ips = Array.from({ length: 6 }, (_, i) => `10.8.64.${i + 2}`);
+  const sandboxes = ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7'];
+  const quiet = (p: Promise<unknown>) => p.catch(() => undefined); // refused writes are expected
+  let mismatches = 0;
+  const seen = { leases: 0, cooling: 0, quarantine: 0 };
+  for (let step = 0; step < 300; step++) {
+    const at = new Date(Date.parse('2026-06-12T12:00:00.000Z') + step * 1000);
+    const ip = ips[rand(ips.length)] as string;
+    const sandbox = sandboxes[rand(sandboxes.length)] as string;
+    const writer = rand(10) === 0 ? b : a; // now and then the other connection writes
+    switch (rand(6)) {
+      case 0:
+      case 1:
+        // One group commit: a claim, maybe a refused twin claim, maybe a release.
+        await Promise.all([
+          quiet(writer.claim({ sandbox, ip, mac: null, at })),
+          quiet(writer.claim({ sandbox: `${sandbox}x`, ip, mac: null, at })),
+          quiet(writer.release(sandboxes[rand(sandboxes.length)] as string, at)),
+        ]);
+        break;
+      case 2:
+        await quiet(writer.release(sandbox, at));
+        break;
+      case 3:
+        await quiet(writer.bind(sandbox, { mac: '02:00:00:00:00:0a', ifindex: step }, at));
+        break;
+      case 4: {
+        const until = rand(2) === 0 ? null : new Date(at.getTime() + rand(3) * 1000).toISOString();
+        const q = { ip, reason: 'dup', evidence: { step }, since: at.toISOString(), until };
+        await quiet(writer.quarantine(q, at));
+        break;
+      }
+      default:
+        await quiet(writer.clearQuarantine(ip, at, { by: 'test' }));
+    }
+    const [mine, fresh] = [await a.snapshot(), await b.snapshot()];
+    if (mine.leases.length > 0) seen.leases++;
+    if (mine.cooling.length > 0) seen.cooling++;
+    if (mine.quarantine.length > 0) seen.quarantine++;
+    if (JSON.stringify(mine) !== JSON.stringify(fresh)) {
+      mismatches++;
+      t.same(mine, fresh, `step ${step}`);
+    }
+  }
+  t.equal(mismatches, 0, 'the kept snapshot equals a fresh read after each of 300 steps');
+  t.ok(
+    seen.leases && seen.cooling && seen.quarantine,
+    `leases, cooling and quarantine compared: ${JSON.stringify(seen)}`,
+  );
+});
+
 t.test('openStore picks SQLite in the state dir', async (t) => {
   const log = pino({ level: 'silent' });
   const s = await openStore({ store: { kind: 'sqlite' }, stateDir: dir }, log);
