@@ -36,12 +36,13 @@ export interface NativeAddon {
   BpfObject: new (path: string, pinDir: string | null) => BpfObjectHandle;
   /**
    * Reads a BPF ring buffer (by map fd) on the JS thread, handing records to `onRecords` in
-   * batches; records already queued come first. Keeps the event loop alive until `close()`.
+   * batches; records already queued come first. `drain()` hands over what is queued right now,
+   * synchronously. Keeps the event loop alive until `close()`.
    *
    * @example
    * const r = new addon.RingbufReader(obj.mapFd('bw_events'), (recs) => handle(recs));
    */
-  RingbufReader: new (mapFd: number, onRecords: (records: Buffer[]) => void) => Closable;
+  RingbufReader: new (mapFd: number, onRecords: (records: Buffer[]) => void) => EventReader;
   /**
    * An AF_PACKET raw socket bound to `ifindex` and `ethertype`: `send` transmits a whole
    * Ethernet frame; `onFrames` receives every frame of that ethertype arriving on the interface
@@ -62,6 +63,12 @@ export interface NativeAddon {
 export interface Closable {
   /** Releases the resources; idempotent. */
   close(): void;
+}
+
+/** A ring-buffer reader (`RingbufReader`). */
+export interface EventReader extends Closable {
+  /** Hands the records queued right now to the callback, before this function returns. */
+  drain(): void;
 }
 
 /**

@@ -1,6 +1,7 @@
 // new RingbufReader(mapFd, onRecords(records: Buffer[])): starts reading at once (records
-// already queued, e.g. while the agent was down, come first). close() stops it; until then it
-// keeps the event loop alive.
+// already queued, e.g. while the agent was down, come first). drain() delivers what is queued
+// right now, synchronously (before the event loop would). close() stops it; until then it keeps
+// the event loop alive.
 #include "ringbuf_reader.h"
 
 #include <bpf/libbpf.h>
@@ -24,6 +25,7 @@ class RingbufReader : public Napi::ObjectWrap<RingbufReader> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "RingbufReader",
                        {
+                           InstanceMethod("drain", &RingbufReader::DrainNow),
                            InstanceMethod("close", &RingbufReader::Close),
                        });
   }
@@ -89,6 +91,11 @@ class RingbufReader : public Napi::ObjectWrap<RingbufReader> {
     watch_.Stop();
     if (rb_ != nullptr) ring_buffer__free(rb_);
     rb_ = nullptr;
+  }
+
+  Napi::Value DrainNow(const Napi::CallbackInfo& info) {
+    Drain();
+    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

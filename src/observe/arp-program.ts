@@ -17,7 +17,7 @@ import {
   loadNative,
   nativeFailure,
   type BpfObjectHandle,
-  type Closable,
+  type EventReader,
 } from '../native.js';
 import {
   BPF_NAMES,
@@ -100,7 +100,7 @@ export class ArpProgram {
   readEvents(
     onEvents: (events: ArpEvent[]) => void,
     onBadRecord: () => void = () => undefined,
-  ): Closable {
+  ): EventReader {
     const native = loadNative();
     if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
     const { RingbufReader } = native.addon;

@@ -16,7 +16,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Closable } from '../native.js';
+import type { EventReader } from '../native.js';
 import { ArpProgram } from './arp-program.js';
 import {
   bindingToObservation,
@@ -25,6 +25,7 @@ import {
   monoToEpochMs,
   type ArpEvent,
   type ClockPair,
+  type KernelBinding,
   type KnownBinding,
   type PortStats,
 } from './arp-records.js';
@@ -71,6 +72,9 @@ export interface BpfObserver {
   close(): Promise<void>;
 }
 
+/** Longest a dump of the bindings map answers `live()` while no event arrives (ms). */
+const LIVE_DUMP_MAX_AGE_MS = 1000;
+
 /** Clock pair for turning kernel monotonic time into epoch ms. */
 function clockNow(): ClockPair {
   return { monoNs: process.hrtime.bigint(), epochMs: Date.now() };
@@ -97,10 +101,18 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   const emit = (o: Observation | null) => {
     if (o) opts.onObservation(o);
   };
+  // The last dump of the bindings map, for `live()`: dumping walks every bucket of the map (tens
+  // of microseconds even when nearly empty) and the IPAM asks once per allocation batch. Every new
+  // or changed binding arrives as an event, and each event (or re-sync) drops the dump; its age is
+  // bounded so last-seen times stay fresh and LRU evictions show.
+  let dump: { readonly at: number; readonly bindings: readonly KernelBinding[] } | null = null;
   const onEvents = (events: ArpEvent[]) => {
     const clock = clockNow();
     for (const e of events) {
-      if (e.kind !== 'probe') known.set(e.ip, { mac: e.mac, ifindex: e.ifindex });
+      if (e.kind !== 'probe') {
+        known.set(e.ip, { mac: e.mac, ifindex: e.ifindex });
+        dump = null;
+      }
       emit(eventToObservation(e, clock));
     }
   };
@@ -155,6 +167,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   };
 
   const resync = (why: string) => {
+    dump = null;
     const missed = changedBindings(known, prog.bindings());
     const clock = clockNow();
     for (const b of missed) {
@@ -185,7 +198,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     if (lost > 0) resync(`${lost} ring-buffer events lost`);
   };
 
-  let reader: Closable | null = null;
+  let reader: EventReader | null = null;
   let unsubscribe: (() => void) | null = null;
   let timer: NodeJS.Timeout | null = null;
   try {
@@ -232,9 +245,13 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   const source: LiveSource = {
     name: 'bpf',
     async live() {
+      reader?.drain(); // events already in the ring buffer count (and drop a stale dump)
       const clock = clockNow();
+      if (dump === null || clock.epochMs - dump.at > LIVE_DUMP_MAX_AGE_MS) {
+        dump = { at: clock.epochMs, bindings: prog.bindings() };
+      }
       const out = new Map<string, LiveEvidence>();
-      for (const b of prog.bindings()) {
+      for (const b of dump.bindings) {
         if (!ports.has(b.ifindex)) continue; // the port is gone: so is the binding
         out.set(b.ip, {
           ip: b.ip,

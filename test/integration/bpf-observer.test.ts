@@ -215,6 +215,25 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
     );
   });
 
+  await t.test('live() shows a new binding at once, though it answered just before', async (t) => {
+    const fresh = await bed.addSandbox({ ip: '10.8.64.4' });
+    await obs.waitPorts([s1.hostIfindex, s2.hostIfindex, fresh.hostIfindex]);
+    const before = await obs.cmd<LiveEvidence[]>('live');
+    t.notOk(
+      before.find((l) => l.ip === '10.8.64.4'),
+      'the new sandbox has said nothing yet',
+    );
+    await arping(bed, fresh, ['-U', '-c', '1', '-w', '1', '10.8.64.4']);
+    const after = await obs.cmd<LiveEvidence[]>('live');
+    t.match(
+      after.find((l) => l.ip === '10.8.64.4'),
+      { macs: [fresh.mac], ifindexes: [fresh.hostIfindex], sources: ['bpf'] },
+      'its event dropped the earlier dump',
+    );
+    await bed.removeSandbox(fresh);
+    await obs.waitPorts([s1.hostIfindex, s2.hostIfindex]);
+  });
+
   await t.test('the probe finds silent duplicates and nothing where nobody is', async (t) => {
     const s4 = await bed.addSandbox({ ip: '10.8.64.9' });
     const s5 = await bed.addSandbox({ ip: '10.8.64.9' });
