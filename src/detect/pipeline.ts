@@ -4,7 +4,9 @@
  * the resulting finding changes (logs, metrics, webhook, event stream) and writes the feedback to
  * the lease store: quarantine for duplicate-ip / unleased-claim / gateway-claim, a 'finding'
  * event in the history for every raised and cleared finding, and lifting its own quarantine once
- * a finding cleared. A timer ticks the detector so presence windows and hold-downs run out.
+ * a finding cleared. A finding's quarantine takes over an automatic reservation of the same
+ * address ('live-unleased', 'live-after-release': the reconciler or the release path may get
+ * there first) and carries the finding's evidence; any other reason is left alone. A timer ticks the detector so presence windows and hold-downs run out.
  *
  * Submitting never waits: the input queue is bounded; when it is full new input is dropped,
  * counted (`bridgeward_resyncs_total{source="detector"}`) and logged.
@@ -23,6 +25,7 @@ import type { Alerts } from '../alerts/alerts.js';
 import type { ConflictDetector } from './detector.js';
 import { FINDING_KINDS, type FindingChange } from './finding.js';
 import { indexLeases, type LeaseIndex } from './lease-index.js';
+import { SELF_LIFTING_REASONS } from '../ipam/reconcile.js';
 
 /** What the pipeline needs. */
 export interface PipelineOptions {
@@ -49,7 +52,13 @@ type Input =
   | { readonly type: 'port-gone'; readonly ifindex: number; readonly at: number }
   | { readonly type: 'tick'; readonly at: number };
 
+/** Quarantine reasons the detector sets, and so may lift. */
 const OWN_REASONS: ReadonlySet<string> = new Set(FINDING_KINDS);
+/** Quarantine reasons a finding may replace: its own and the automatic reservations. */
+const REPLACEABLE_REASONS: ReadonlySet<string> = new Set([
+  ...FINDING_KINDS,
+  ...SELF_LIFTING_REASONS,
+]);
 
 /** Feeds observers into the detector and the detector's conclusions back into the store. */
 export class DetectionPipeline {
@@ -181,7 +190,11 @@ export class DetectionPipeline {
           detail: { finding: f.kind, event: type, ...f },
         });
         const held = quarantined.get(f.ip);
-        if (type === 'raised' && f.quarantine && (held === undefined || OWN_REASONS.has(held))) {
+        if (
+          type === 'raised' &&
+          f.quarantine &&
+          (held === undefined || REPLACEABLE_REASONS.has(held))
+        ) {
           const evidence = { id: f.id, macs: f.macs, ports: f.ports, sandboxes: f.sandboxes };
           await store.quarantine(
             { ip: f.ip, reason: f.kind, evidence, since: f.firstSeen, until: null },

@@ -105,8 +105,8 @@ t.test('duplicate-ip: quarantined at once, recorded, lifted after the hold-down'
   t.ok(history.some((e) => e.kind === 'quarantine-cleared'));
 });
 
-t.test("someone else's quarantine is neither replaced nor lifted", async (t) => {
-  const { store, pipeline, detector, arp, advance } = setup(t);
+t.test('a finding takes over an automatic reservation of its address', async (t) => {
+  const { store, pipeline, arp, advance } = setup(t);
   const at = new Date();
   await store.quarantine(
     {
@@ -118,15 +118,35 @@ t.test("someone else's quarantine is neither replaced nor lifted", async (t) => 
     },
     at,
   );
+  pipeline.portUp(9, 'vethb');
   pipeline.submit(arp('10.8.64.5', B, 9));
   await pipeline.idle();
-  t.equal((await store.snapshot()).quarantine[0]?.reason, 'live-unleased');
+  const q = (await store.snapshot()).quarantine[0];
+  t.equal(q?.reason, 'unleased-claim', 'the finding names the reason');
+  t.same(q?.evidence.macs, [B], 'with its evidence');
+  pipeline.portGone(9);
+  advance(6000);
+  pipeline.tick();
+  await pipeline.idle();
+  t.same((await store.snapshot()).quarantine, [], 'lifted with the finding');
+});
+
+t.test('a quarantine for another reason is neither replaced nor lifted', async (t) => {
+  const { store, pipeline, detector, arp, advance } = setup(t);
+  const at = new Date();
+  await store.quarantine(
+    { ip: '10.8.64.5', reason: 'manual', evidence: {}, since: at.toISOString(), until: null },
+    at,
+  );
+  pipeline.submit(arp('10.8.64.5', B, 9));
+  await pipeline.idle();
+  t.equal((await store.snapshot()).quarantine[0]?.reason, 'manual');
   pipeline.portGone(9);
   advance(6000);
   pipeline.tick();
   await pipeline.idle();
   t.same(detector.active(), [], 'the finding cleared');
-  t.equal((await store.snapshot()).quarantine[0]?.reason, 'live-unleased', 'still quarantined');
+  t.equal((await store.snapshot()).quarantine[0]?.reason, 'manual', 'still quarantined');
 });
 
 t.test('a full input queue drops and counts instead of waiting', async (t) => {
