@@ -247,13 +247,7 @@ export class IpamService {
       .run(async () => {
         const releases = this.#releases.splice(0);
         const allocations = this.#allocations.splice(0, MAX_BATCH);
-        let live: Map<string, LiveEvidence>;
-        try {
-          live = await this.live();
-        } catch (e) {
-          for (const p of [...releases, ...allocations]) p.reject(e);
-          return;
-        }
+        const live = await this.live(); // never rejects: a failing source contributes nothing
         const decided = await this.#decide(allocations, new Set(live.keys()));
         await Promise.all([this.#releaseBatch(releases, live), this.#claimBatch(decided)]);
       })
