@@ -2,8 +2,9 @@
  * The embedded `LeaseStore`: one SQLite file (better-sqlite3) in the state dir, in WAL mode with
  * `synchronous=FULL`, so a committed lease survives a crash or power loss. Every mutation is
  * atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock is taken before
- * anything is read); mutations issued in the same event-loop turn share one commit (group
- * commit: one fsync for many concurrent allocations). The address is the primary key of
+ * anything is read); mutations issued in one synchronous stretch share one commit, made as soon
+ * as that stretch ends (group commit: the IPAM issues a whole batch of allocations and releases
+ * at once, and they cost one fsync). The address is the primary key of
  * `leases` and a partial unique index keeps a sandbox to one active lease.
  * The event history is append-only (triggers refuse UPDATE and DELETE). The allocator's
  * snapshot is served from rows kept in memory, re-read for the addresses each commit touched and
@@ -544,14 +545,16 @@ class SqliteStore implements LeaseStore {
   }
 
   /**
-   * Queues a mutation for the next group commit. Mutations queued in the same event-loop turn
-   * share one IMMEDIATE transaction (one fsync); each runs in its own savepoint, so one that
-   * throws is rolled back alone. Callers are answered only after the commit is durable.
+   * Queues a mutation for the next group commit. Mutations queued in one synchronous stretch
+   * share one IMMEDIATE transaction (one fsync), committed in the microtask that follows it (not
+   * a later event-loop turn: a batch's callers are answered without waiting for the next poll);
+   * each runs in its own savepoint, so one that throws is rolled back alone. Callers are
+   * answered only after the commit is durable.
    */
   #write<T>(what: string, f: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({ what, f, resolve: resolve as (v: unknown) => void, reject });
-      if (this.#pending.length === 1) setImmediate(() => this.#commit());
+      if (this.#pending.length === 1) queueMicrotask(() => this.#commit());
     });
   }
 

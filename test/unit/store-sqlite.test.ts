@@ -166,7 +166,7 @@ t.test('openStore picks SQLite in the state dir', async (t) => {
 });
 
 t.test(
-  'group commit: writes of one turn commit together; a failing one alone rolls back',
+  'group commit: writes issued together commit together; a failing one alone rolls back',
   async (t) => {
     const path = join(dir, 'group.db');
     const s = openSqliteStore(path);
@@ -196,7 +196,7 @@ t.test(
   },
 );
 
-t.test('close() still commits writes queued in the same turn', async (t) => {
+t.test('close() still commits writes queued just before it', async (t) => {
   const path = join(dir, 'close.db');
   const s = openSqliteStore(path);
   const claimed = s.claim({ sandbox: 'late', ip: '10.8.64.9', mac: null, at: new Date() });
