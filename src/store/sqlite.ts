@@ -266,7 +266,7 @@ class SqliteStore implements LeaseStore {
       const now = new Date().toISOString();
       return {
         leases: [...rows.leases.values()].sort(byIp),
-        cooling: [...rows.cooling.values()].sort(byIp),
+        cooling: [...rows.cooling.values()], // as many as the pool: left unsorted (order is moot)
         quarantine: [...rows.quarantine.values()]
           .filter((q) => q.until === null || q.until > now)
           .sort(byIp),

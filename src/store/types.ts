@@ -115,7 +115,7 @@ export interface Identity {
 export interface StoreSnapshot {
   /** All active leases. */
   readonly leases: readonly Lease[];
-  /** Recently released addresses (the caller decides which are still cooling). */
+  /** Recently released addresses, in no particular order (the caller decides which still cool). */
   readonly cooling: readonly CoolingAddress[];
   /** Active quarantine records. */
   readonly quarantine: readonly Quarantine[];
