@@ -4,9 +4,10 @@
  * the resulting finding changes (logs, metrics, webhook, event stream) and writes the feedback to
  * the lease store: quarantine for duplicate-ip / unleased-claim / gateway-claim, a 'finding'
  * event in the history for every raised and cleared finding, and lifting its own quarantine once
- * a finding cleared. A finding's quarantine takes over an automatic reservation of the same
- * address ('live-unleased', 'live-after-release': the reconciler or the release path may get
- * there first) and carries the finding's evidence; any other reason is left alone. A timer ticks the detector so presence windows and hold-downs run out.
+ * a finding cleared. A conflict finding (duplicate-ip, gateway-claim) takes over an automatic
+ * reservation of its address ('live-unleased', 'live-after-release': the reconciler or the
+ * release path may get there first) so the record carries its evidence; an unleased-claim says
+ * no more than such a reservation and leaves it; any other reason is left alone. A timer ticks the detector so presence windows and hold-downs run out.
  *
  * Submitting never waits: the input queue is bounded; when it is full new input is dropped,
  * counted (`bridgeward_resyncs_total{source="detector"}`) and logged.
@@ -54,11 +55,17 @@ type Input =
 
 /** Quarantine reasons the detector sets, and so may lift. */
 const OWN_REASONS: ReadonlySet<string> = new Set(FINDING_KINDS);
-/** Quarantine reasons a finding may replace: its own and the automatic reservations. */
-const REPLACEABLE_REASONS: ReadonlySet<string> = new Set([
-  ...FINDING_KINDS,
-  ...SELF_LIFTING_REASONS,
-]);
+/** Findings of a conflict between parties, which an automatic reservation cannot express. */
+const CONFLICT_KINDS: ReadonlySet<string> = new Set(['duplicate-ip', 'gateway-claim']);
+
+/**
+ * Whether a finding of `kind` puts its quarantine over one held for `held`: over none, over the
+ * detector's own, and (a conflict finding only) over an automatic reservation.
+ */
+function mayReplace(held: string | undefined, kind: string): boolean {
+  if (held === undefined || OWN_REASONS.has(held)) return true;
+  return CONFLICT_KINDS.has(kind) && SELF_LIFTING_REASONS.includes(held);
+}
 
 /** Feeds observers into the detector and the detector's conclusions back into the store. */
 export class DetectionPipeline {
@@ -190,11 +197,7 @@ export class DetectionPipeline {
           detail: { finding: f.kind, event: type, ...f },
         });
         const held = quarantined.get(f.ip);
-        if (
-          type === 'raised' &&
-          f.quarantine &&
-          (held === undefined || REPLACEABLE_REASONS.has(held))
-        ) {
+        if (type === 'raised' && f.quarantine && mayReplace(held, f.kind)) {
           const evidence = { id: f.id, macs: f.macs, ports: f.ports, sandboxes: f.sandboxes };
           await store.quarantine(
             { ip: f.ip, reason: f.kind, evidence, since: f.firstSeen, until: null },

@@ -105,31 +105,39 @@ t.test('duplicate-ip: quarantined at once, recorded, lifted after the hold-down'
   t.ok(history.some((e) => e.kind === 'quarantine-cleared'));
 });
 
-t.test('a finding takes over an automatic reservation of its address', async (t) => {
-  const { store, pipeline, arp, advance } = setup(t);
-  const at = new Date();
-  await store.quarantine(
-    {
-      ip: '10.8.64.5',
-      reason: 'live-unleased',
-      evidence: {},
-      since: at.toISOString(),
-      until: null,
-    },
-    at,
-  );
-  pipeline.portUp(9, 'vethb');
-  pipeline.submit(arp('10.8.64.5', B, 9));
-  await pipeline.idle();
-  const q = (await store.snapshot()).quarantine[0];
-  t.equal(q?.reason, 'unleased-claim', 'the finding names the reason');
-  t.same(q?.evidence.macs, [B], 'with its evidence');
-  pipeline.portGone(9);
-  advance(6000);
-  pipeline.tick();
-  await pipeline.idle();
-  t.same((await store.snapshot()).quarantine, [], 'lifted with the finding');
-});
+t.test(
+  'a conflict finding takes over an automatic reservation; an unleased claim does not',
+  async (t) => {
+    const { store, pipeline, arp, advance } = setup(t);
+    const at = new Date();
+    for (const ip of ['10.8.64.5', '10.8.64.6']) {
+      await store.quarantine(
+        { ip, reason: 'live-unleased', evidence: {}, since: at.toISOString(), until: null },
+        at,
+      );
+    }
+    pipeline.portUp(7, 'vetha');
+    pipeline.portUp(9, 'vethb');
+    pipeline.submit(arp('10.8.64.5', A, 7));
+    pipeline.submit(arp('10.8.64.5', B, 9));
+    pipeline.submit(arp('10.8.64.6', B, 9));
+    await pipeline.idle();
+    const byIp = new Map((await store.snapshot()).quarantine.map((q) => [q.ip, q]));
+    t.equal(byIp.get('10.8.64.5')?.reason, 'duplicate-ip', 'the conflict names the reason');
+    t.same(byIp.get('10.8.64.5')?.evidence.macs, [A, B], 'with its evidence');
+    t.equal(byIp.get('10.8.64.6')?.reason, 'live-unleased', 'an unleased claim leaves it');
+    pipeline.portGone(7);
+    pipeline.portGone(9);
+    advance(6000);
+    pipeline.tick();
+    await pipeline.idle();
+    t.same(
+      (await store.snapshot()).quarantine.map((q) => [q.ip, q.reason]),
+      [['10.8.64.6', 'live-unleased']],
+      'the conflict lifted its own; the reservation stays for the reconciler to lift',
+    );
+  },
+);
 
 t.test('a quarantine for another reason is neither replaced nor lifted', async (t) => {
   const { store, pipeline, detector, arp, advance } = setup(t);
