@@ -83,10 +83,20 @@ export interface PoolView {
   readonly start: number;
   /** Addresses that may never be handed out now: gateway, leased, quarantined, live. */
   readonly blocked: ReadonlySet<number>;
-  /** Addresses still cooling down (not blocked), released longest ago first (then lowest). */
-  readonly cooling: readonly { readonly n: number; readonly ip: string }[];
+  /** Addresses still cooling down (not blocked) with their release time, in no particular order. */
+  readonly cooling: readonly CoolingCandidate[];
   /** The same cooling addresses, for lookups during the scan. */
   readonly coolingSet: ReadonlySet<number>;
+}
+
+/** An address still cooling down, as the allocator weighs it. */
+export interface CoolingCandidate {
+  /** The address. */
+  readonly ip: string;
+  /** The address as a number. */
+  readonly n: number;
+  /** When it was released (ms since the epoch). */
+  readonly released: number;
 }
 
 /**
@@ -101,11 +111,11 @@ export function viewPool(input: PoolInput): PoolView {
   for (const l of input.snapshot.leases) blocked.add(parseIp(l.ip));
   for (const ip of activeQuarantine(input)) blocked.add(parseIp(ip));
   for (const ip of input.live) blocked.add(parseIp(ip));
-  const cooling = [...coolingAddresses(input)]
-    .map(([ip, released]) => ({ ip, n: parseIp(ip), released }))
-    .filter((c) => !blocked.has(c.n))
-    .sort((a, b) => a.released - b.released || a.n - b.n)
-    .map(({ ip, n }) => ({ ip, n }));
+  const cooling: CoolingCandidate[] = [];
+  for (const [ip, released] of coolingAddresses(input)) {
+    const n = parseIp(ip);
+    if (!blocked.has(n)) cooling.push({ ip, n, released });
+  }
   return {
     input,
     leaseBySandbox: new Map(input.snapshot.leases.map((l) => [l.sandbox, l])),
@@ -140,7 +150,7 @@ export function chooseAddress(
     const ip = formatIp(n);
     if (!skip.has(ip)) return { kind: 'chosen', ip, cooling: false };
   }
-  const oldest = view.cooling.find((c) => !skip.has(c.ip));
+  const oldest = oldestCooling(view.cooling, skip);
   if (oldest) return { kind: 'chosen', ip: oldest.ip, cooling: true };
   return { kind: 'exhausted', counts: countPool(view.input) };
 }
@@ -192,6 +202,28 @@ export function exhaustedError(subnet: Subnet, counts: PoolCounts): BridgewardEr
       `${counts.cooling} cooling, ${counts.liveUnleased} live without a lease`,
     { ...counts },
   );
+}
+
+/**
+ * The cooling address released longest ago (the lowest on a tie) not in `skip`. A scan, not a
+ * sort: a batch asks only a few times, and sorting every batch's pool cost more.
+ */
+function oldestCooling(
+  cooling: readonly CoolingCandidate[],
+  skip: ReadonlySet<string>,
+): CoolingCandidate | null {
+  let best: CoolingCandidate | null = null;
+  for (const c of cooling) {
+    if (skip.has(c.ip)) continue;
+    if (
+      best === null ||
+      c.released < best.released ||
+      (c.released === best.released && c.n < best.n)
+    ) {
+      best = c;
+    }
+  }
+  return best;
 }
 
 /** First and last host address (network and broadcast excluded) as numbers. */
