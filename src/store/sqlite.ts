@@ -7,8 +7,8 @@
  * at once, and they cost one fsync). The address is the primary key of
  * `leases` and a partial unique index keeps a sandbox to one active lease.
  * The event history is append-only (triggers refuse UPDATE and DELETE). The allocator's
- * snapshot is served from rows kept in memory, re-read for the addresses each commit touched and
- * reloaded in full when another connection has written the file.
+ * snapshot is served from rows kept in memory, updated by each committed mutation and reloaded in
+ * full when another connection has written the file.
  *
  * @example
  * const store = openSqliteStore('/var/lib/bridgeward/leases.db');
@@ -142,10 +142,10 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
  * The rows a snapshot is made of, kept in memory between snapshots (reading and materialising
- * every lease row for each allocation batch dominated its cost). After each of this
- * connection's commits the rows of the addresses it touched are read again; a commit by any
- * other connection (another process on the same file) changes `PRAGMA data_version`, and the
- * next snapshot then reloads everything.
+ * every lease row for each allocation batch dominated its cost). Each mutation of this
+ * connection stages the change it made to them, applied once its commit succeeded; a commit by
+ * any other connection (another process on the same file) changes `PRAGMA data_version`, and
+ * the next snapshot then reloads everything.
  */
 interface SnapshotRows {
   /** `PRAGMA data_version` when the rows were loaded. */
@@ -160,6 +160,9 @@ interface SnapshotRows {
   cursor: string | null;
 }
 
+/** A mutation's change to the snapshot rows, applied once the mutation has committed. */
+type RowChange = (rows: SnapshotRows) => void;
+
 class SqliteStore implements LeaseStore {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
@@ -172,8 +175,8 @@ class SqliteStore implements LeaseStore {
   readonly #loadRows: () => SnapshotRows;
   /** The snapshot rows, or null until the first snapshot (or after a failed commit). */
   #rows: SnapshotRows | null = null;
-  /** Addresses whose lease or quarantine rows the queued mutations touched. */
-  readonly #touched = new Set<string>();
+  /** The row changes of the mutations of the group being committed that succeeded so far. */
+  readonly #changes: RowChange[] = [];
   readonly #pending: PendingWrite[] = [];
 
   constructor(db: Database.Database) {
@@ -241,9 +244,11 @@ class SqliteStore implements LeaseStore {
     this.#inSavepoint = db.transaction((f: () => unknown) => f());
     this.#group = db.transaction((batch: readonly PendingWrite[]) =>
       batch.map((m): Outcome => {
+        const staged = this.#changes.length;
         try {
           return { ok: true, value: this.#inSavepoint(m.f) };
         } catch (error) {
+          this.#changes.length = staged; // rolled back with its savepoint
           return { ok: false, error };
         }
       }),
@@ -304,7 +309,6 @@ class SqliteStore implements LeaseStore {
         node: req.node ?? null,
       });
       this.#q.setMeta.run('cursor', req.ip);
-      this.#touched.add(req.ip);
       this.#event(storeEvents.allocated(at, req.ip, req.sandbox, generation, req.mac));
       // The row just written, without reading it back.
       const lease: Lease = {
@@ -319,6 +323,11 @@ class SqliteStore implements LeaseStore {
         allocatedAt: at,
         updatedAt: at,
       };
+      this.#stage((rows) => {
+        rows.cooling.delete(req.ip);
+        rows.leases.set(req.ip, lease);
+        rows.cursor = req.ip;
+      });
       return { lease, existing: false };
     });
   }
@@ -331,7 +340,10 @@ class SqliteStore implements LeaseStore {
       if (ports.length > 0) this.#q.deletePortsBySandbox.run(sandbox);
       const hadIdentity = this.#q.deleteIdentity.run(sandbox).changes > 0;
       this.#q.releaseLease.run({ ip: row.ip, at: when });
-      this.#touched.add(row.ip);
+      this.#stage((rows) => {
+        rows.leases.delete(row.ip);
+        rows.cooling.set(row.ip, toCooling({ ...row, released_at: when }));
+      });
       this.#event(storeEvents.released(when, row, ports.map(toPort), hadIdentity, detail));
       return toLease(row);
     });
@@ -354,9 +366,10 @@ class SqliteStore implements LeaseStore {
       }
       const when = at.toISOString();
       this.#q.bindLease.run({ ip: row.ip, at: when, ...next });
-      this.#touched.add(row.ip);
       this.#event(storeEvents.bound(when, row.ip, sandbox, next));
-      return toLease(this.#q.byIp.get(row.ip) as LeaseRow);
+      const lease = toLease(this.#q.byIp.get(row.ip) as LeaseRow);
+      this.#stage((rows) => rows.leases.set(row.ip, lease));
+      return lease;
     });
   }
 
@@ -383,7 +396,6 @@ class SqliteStore implements LeaseStore {
         this.#q.deleteQuarantine.run(q.ip);
         before = undefined;
       }
-      this.#touched.add(q.ip);
       this.#q.upsertQuarantine.run({
         ip: q.ip,
         reason: q.reason,
@@ -391,6 +403,8 @@ class SqliteStore implements LeaseStore {
         since: q.since,
         until: q.until,
       });
+      const stored = toQuarantine(this.#q.quarantineByIp.get(q.ip) as QuarantineRow);
+      this.#stage((rows) => rows.quarantine.set(q.ip, stored));
       if (!before) {
         this.#event(storeEvents.quarantined(when, q));
       }
@@ -404,7 +418,7 @@ class SqliteStore implements LeaseStore {
         throw new BridgewardError('UNKNOWN_ADDRESS', `${ip} is not quarantined`, { ip });
       }
       this.#q.deleteQuarantine.run(ip);
-      this.#touched.add(ip);
+      this.#stage((rows) => rows.quarantine.delete(ip));
       this.#event(storeEvents.quarantineCleared(at.toISOString(), ip, before.reason, detail));
     });
   }
@@ -540,6 +554,11 @@ class SqliteStore implements LeaseStore {
     return row;
   }
 
+  /** Stages a change to the snapshot rows, applied if the running mutation commits. */
+  #stage(change: RowChange): void {
+    this.#changes.push(change);
+  }
+
   #event(e: NewEvent): void {
     this.#q.insertEvent.run({ ...e, detail: JSON.stringify(e.detail) });
   }
@@ -565,40 +584,19 @@ class SqliteStore implements LeaseStore {
     try {
       outcomes = this.#group(batch);
     } catch (e) {
-      this.#rows = null; // rolled back: what the rows hold is unknown now
-      this.#touched.clear();
+      this.#rows = null; // rolled back: reloaded in full by the next snapshot
+      this.#changes.length = 0;
       for (const m of batch) m.reject(storeError(e, m.what));
       return;
     }
-    this.#refreshRows();
+    const rows = this.#rows;
+    if (rows) for (const change of this.#changes) change(rows);
+    this.#changes.length = 0;
     batch.forEach((m, i) => {
       const o = outcomes[i];
       if (o?.ok) m.resolve(o.value);
       else m.reject(storeError(o?.error, m.what));
     });
-  }
-
-  /** Reads the rows of the addresses the last commit touched into the snapshot rows. */
-  #refreshRows(): void {
-    const rows = this.#rows;
-    if (!rows || this.#touched.size === 0) return;
-    try {
-      for (const ip of this.#touched) {
-        const lease = this.#q.byIp.get(ip);
-        rows.leases.delete(ip);
-        rows.cooling.delete(ip);
-        if (lease?.state === 'active') rows.leases.set(ip, toLease(lease));
-        else if (lease) rows.cooling.set(ip, toCooling(lease));
-        const q = this.#q.quarantineByIp.get(ip);
-        if (q) rows.quarantine.set(ip, toQuarantine(q));
-        else rows.quarantine.delete(ip);
-      }
-      rows.cursor = this.#q.getMeta.get('cursor')?.value ?? null;
-    } catch {
-      this.#rows = null; // reloaded in full by the next snapshot
-    } finally {
-      this.#touched.clear();
-    }
   }
 
   #read<T>(what: string, f: () => T): T {
