@@ -1,10 +1,16 @@
 /**
- * The embedded `LeaseStore`: one SQLite file (better-sqlite3) in the state dir, in WAL mode with
- * `synchronous=FULL`, so a committed lease survives a crash or power loss. Every mutation is
- * atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock is taken before
- * anything is read); mutations issued in one synchronous stretch share one commit, made as soon
- * as that stretch ends (group commit: the IPAM issues a whole batch of allocations and releases
- * at once, and they cost one fsync). The address is the primary key of
+ * The embedded `LeaseStore`: one SQLite file (better-sqlite3) in the state dir, in WAL mode.
+ * Every mutation is answered only once it is on disk, so an answered lease survives a crash or
+ * power loss: SQLite writes a commit to the WAL (`synchronous=NORMAL`) and the store then
+ * fdatasyncs the WAL off the event loop (libuv's thread pool), one sync at a time, covering every
+ * commit made before it started. This is the guarantee of `synchronous=FULL` without the event
+ * loop standing still in the fsync: the next requests are read and decided meanwhile. SQLite
+ * still syncs the WAL before each checkpoint and the database after it, as with FULL.
+ *
+ * Every mutation is atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock
+ * is taken before anything is read); mutations issued in one synchronous stretch share one
+ * commit, made as soon as that stretch ends (group commit: the IPAM issues a whole batch of
+ * allocations and releases at once). The address is the primary key of
  * `leases` and a partial unique index keeps a sandbox to one active lease.
  * The event history is append-only (triggers refuse UPDATE and DELETE). The allocator's
  * snapshot is served from rows kept in memory, updated by each committed mutation and reloaded in
@@ -15,6 +21,7 @@
  * await store.claim({ sandbox: 'app-1', ip: '10.8.64.7', mac: null, at: new Date() });
  * await store.close();
  */
+import { closeSync, fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { BridgewardError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -115,18 +122,27 @@ export function migrate(db: Database.Database): number {
  * @throws BridgewardError STORE_UNAVAILABLE when the file cannot be opened or migrated.
  */
 export function openSqliteStore(path: string): LeaseStore {
-  let db: Database.Database;
+  let db: Database.Database | null = null;
   try {
     db = new Database(path);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma('journal_mode = WAL');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      throw new BridgewardError(
+        'STORE_UNAVAILABLE',
+        `store ${path}: SQLite cannot use WAL mode here (journal mode stays ${String(mode)})`,
+      );
+    }
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    migrate(db);
+    migrate(db); // its reads have created the WAL file, which lives as long as this connection
+    // From here on the store syncs the WAL itself before answering (see the file comment).
+    db.pragma('synchronous = NORMAL');
+    return new SqliteStore(db, openSync(`${path}-wal`, 'r'));
   } catch (e) {
+    db?.close();
     throw storeError(e, `open ${path}`);
   }
-  return new SqliteStore(db);
 }
 
 /** A queued mutation of the group commit. */
@@ -139,6 +155,12 @@ interface PendingWrite {
 
 /** What one mutation of a group commit came to. */
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** A committed group whose callers wait for the WAL sync that makes it durable. */
+interface Unsynced {
+  readonly batch: readonly PendingWrite[];
+  readonly outcomes: readonly Outcome[];
+}
 
 /**
  * The rows a snapshot is made of, kept in memory between snapshots (reading and materialising
@@ -178,9 +200,16 @@ class SqliteStore implements LeaseStore {
   /** The row changes of the mutations of the group being committed that succeeded so far. */
   readonly #changes: RowChange[] = [];
   readonly #pending: PendingWrite[] = [];
+  /** Descriptor of the WAL file, synced before callers are answered. */
+  readonly #walFd: number;
+  /** Committed groups not yet covered by a finished sync. */
+  readonly #unsynced: Unsynced[] = [];
+  /** The sync in flight (with the start of the next one chained on), or null. */
+  #syncing: Promise<void> | null = null;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, walFd: number) {
     this.#db = db;
+    this.#walFd = walFd;
     this.#q = {
       activeBySandbox: db.prepare<[string], LeaseRow>(
         `SELECT * FROM leases WHERE sandbox = ? AND state = 'active'`,
@@ -541,7 +570,10 @@ class SqliteStore implements LeaseStore {
   async close(): Promise<void> {
     if (!this.#db.open) return;
     if (this.#pending.length) this.#commit(); // writes already queued still land
+    while (this.#syncing) await this.#syncing; // and are answered once durable
+    if (!this.#db.open) return; // closed by a concurrent close() meanwhile
     this.#db.close();
+    closeSync(this.#walFd);
   }
 
   #mustLease(sandbox: string): LeaseRow {
@@ -568,7 +600,7 @@ class SqliteStore implements LeaseStore {
    * share one IMMEDIATE transaction (one fsync), committed in the microtask that follows it (not
    * a later event-loop turn: a batch's callers are answered without waiting for the next poll);
    * each runs in its own savepoint, so one that throws is rolled back alone. Callers are
-   * answered only after the commit is durable.
+   * answered only after the commit is durable (`#sync`).
    */
   #write<T>(what: string, f: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -592,10 +624,27 @@ class SqliteStore implements LeaseStore {
     const rows = this.#rows;
     if (rows) for (const change of this.#changes) change(rows);
     this.#changes.length = 0;
-    batch.forEach((m, i) => {
-      const o = outcomes[i];
-      if (o?.ok) m.resolve(o.value);
-      else m.reject(storeError(o?.error, m.what));
+    this.#unsynced.push({ batch, outcomes });
+    this.#sync();
+  }
+
+  /**
+   * Starts an fdatasync of the WAL (in libuv's thread pool) covering every group committed so
+   * far, unless one is in flight: groups committed meanwhile wait for the next one. Callers are
+   * answered when the sync that covers their group finishes; a failed sync fails them all with
+   * STORE_UNAVAILABLE (what they wrote may not be on disk).
+   */
+  #sync(): void {
+    if (this.#syncing || this.#unsynced.length === 0) return;
+    const groups = this.#unsynced.splice(0);
+    this.#syncing = new Promise<void>((done) =>
+      fdatasync(this.#walFd, (err) => {
+        answer(groups, err);
+        done();
+      }),
+    ).then(() => {
+      this.#syncing = null;
+      this.#sync();
     });
   }
 
@@ -605,6 +654,18 @@ class SqliteStore implements LeaseStore {
     } catch (e) {
       throw storeError(e, what);
     }
+  }
+}
+
+/** Answers the callers of synced groups: their outcomes, or all failed when the sync failed. */
+function answer(groups: readonly Unsynced[], syncError: unknown): void {
+  for (const { batch, outcomes } of groups) {
+    batch.forEach((m, i) => {
+      const o = outcomes[i];
+      if (syncError) m.reject(storeError(syncError, `${m.what} (sync to disk)`));
+      else if (o?.ok) m.resolve(o.value);
+      else m.reject(storeError(o?.error, m.what));
+    });
   }
 }
 

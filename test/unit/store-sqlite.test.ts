@@ -1,6 +1,7 @@
 // The SQLite lease store on real files: the shared contract, durability, migrations, pragmas.
-import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import fs, { mkdtempSync, rmSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -228,4 +229,57 @@ t.test('a version-1 file is migrated forward and keeps its leases', async (t) =>
   const check = new Database(path, { readonly: true });
   t.teardown(() => check.close());
   t.equal(check.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+});
+
+/** Replaces fs.fdatasync (which the store calls through node:fs) for one test. */
+function interceptFdatasync(
+  t: Test,
+  onCall: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void,
+): void {
+  const real = fs.fdatasync;
+  (fs as { fdatasync: unknown }).fdatasync = onCall;
+  syncBuiltinESMExports();
+  t.teardown(() => {
+    (fs as { fdatasync: unknown }).fdatasync = real;
+    syncBuiltinESMExports();
+  });
+}
+
+t.test('a write is answered only once the WAL has been synced to disk', async (t) => {
+  const path = join(dir, 'sync.db');
+  const s = openSqliteStore(path);
+  const syncs: (() => void)[] = [];
+  interceptFdatasync(t, (fd, cb) => syncs.push(() => fs.fstat(fd, () => cb(null))));
+  let answered = false;
+  const claimed = s
+    .claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: new Date() })
+    .then(() => (answered = true));
+  await new Promise((r) => setImmediate(r));
+  t.equal(syncs.length, 1, 'the commit asked for one sync');
+  t.notOk(answered, 'not answered before the sync finished');
+  t.equal((await s.snapshot()).leases.length, 1, 'committed (visible) meanwhile');
+  const second = s.claim({ sandbox: 'b', ip: '10.8.64.3', mac: null, at: new Date() });
+  await new Promise((r) => setImmediate(r));
+  t.equal(syncs.length, 1, 'a commit made during a sync waits for the next one');
+  syncs.shift()?.();
+  await claimed;
+  t.ok(answered);
+  await new Promise((r) => setImmediate(r));
+  t.equal(syncs.length, 1, 'the next sync covers the second commit');
+  syncs.shift()?.();
+  t.equal((await second).lease.ip, '10.8.64.3');
+  await s.close();
+});
+
+t.test('a failed WAL sync fails the writes it covered with STORE_UNAVAILABLE', async (t) => {
+  const s = openSqliteStore(join(dir, 'sync-fail.db'));
+  t.teardown(() => s.close());
+  interceptFdatasync(t, (_fd, cb) =>
+    setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))),
+  );
+  await rejectsCode(
+    t,
+    s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: new Date() }),
+    'STORE_UNAVAILABLE',
+  );
 });
