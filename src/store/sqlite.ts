@@ -241,6 +241,12 @@ class SqliteStore implements LeaseStore {
       ),
       deleteQuarantine: db.prepare(`DELETE FROM quarantine WHERE ip = ?`),
       getMeta: db.prepare<[string], { value: string }>(`SELECT value FROM meta WHERE key = ?`),
+      // The round-robin cursor: the address of the newest 'allocated' event.
+      lastAllocated: db
+        .prepare<[], string>(
+          `SELECT ip FROM events WHERE kind = 'allocated' ORDER BY id DESC LIMIT 1`,
+        )
+        .pluck(),
       setMeta: db.prepare(
         `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       ),
@@ -287,7 +293,7 @@ class SqliteStore implements LeaseStore {
       leases: new Map(this.#q.active.all().map((r) => [r.ip, toLease(r)])),
       cooling: new Map(this.#q.released.all().map((r) => [r.ip, toCooling(r)])),
       quarantine: new Map(this.#q.quarantineAll.all().map((r) => [r.ip, toQuarantine(r)])),
-      cursor: this.#q.getMeta.get('cursor')?.value ?? null,
+      cursor: this.#q.lastAllocated.get() ?? null,
     })).deferred;
   }
 
@@ -337,7 +343,6 @@ class SqliteStore implements LeaseStore {
         at,
         node: req.node ?? null,
       });
-      this.#q.setMeta.run('cursor', req.ip);
       this.#event(storeEvents.allocated(at, req.ip, req.sandbox, generation, req.mac));
       // The row just written, without reading it back.
       const lease: Lease = {

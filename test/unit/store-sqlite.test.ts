@@ -231,6 +231,55 @@ t.test('a version-1 file is migrated forward and keeps its leases', async (t) =>
   t.equal(check.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
 });
 
+t.test(
+  'a version-2 file is migrated: event ids go on increasing, the cursor comes from them',
+  async (t) => {
+    const path = join(dir, 'v2.db');
+    const db = new Database(path);
+    db.exec(SQLITE_MIGRATIONS[0] as string);
+    db.exec(SQLITE_MIGRATIONS[1] as string);
+    db.pragma('user_version = 2');
+    const ev = db.prepare(
+      "INSERT INTO events (at, kind, ip, sandbox, detail) VALUES ('t', ?, ?, ?, '{}')",
+    );
+    ev.run('allocated', '10.8.64.4', 'a');
+    ev.run('allocated', '10.8.64.9', 'b');
+    ev.run('released', '10.8.64.9', 'b');
+    db.prepare("INSERT INTO meta (key, value) VALUES ('cursor', '10.8.64.9')").run();
+    db.close();
+
+    const s = openSqliteStore(path);
+    t.teardown(() => s.close());
+    t.equal((await s.snapshot()).cursor, '10.8.64.9', 'the newest allocated event');
+    await s.claim({ sandbox: 'c', ip: '10.8.64.5', mac: null, at: new Date() });
+    const history = await s.history({});
+    t.same(
+      history.map((e) => [e.id, e.kind, e.sandbox]),
+      [
+        [1, 'allocated', 'a'],
+        [2, 'allocated', 'b'],
+        [3, 'released', 'b'],
+        [4, 'allocated', 'c'],
+      ],
+    );
+    t.same(
+      (await s.history({ ip: '10.8.64.9' })).map((e) => e.id),
+      [2, 3],
+    );
+    await s.close();
+
+    const check = new Database(path);
+    t.teardown(() => check.close());
+    t.throws(() => check.prepare('DELETE FROM events').run(), /append-only/);
+    t.throws(() => check.prepare("UPDATE events SET kind = 'x'").run(), /append-only/);
+    t.same(check.prepare("SELECT key FROM meta WHERE key = 'cursor'").all(), []);
+    t.same(check.prepare("SELECT name FROM sqlite_sequence WHERE name = 'events'").all(), []);
+    const again = openSqliteStore(path);
+    t.teardown(() => again.close());
+    t.equal((await again.snapshot()).cursor, '10.8.64.5', 'kept across a restart');
+  },
+);
+
 /** Replaces fs.fdatasync (which the store calls through node:fs) for one test. */
 function interceptFdatasync(
   t: Test,
