@@ -15,7 +15,6 @@ export interface Subnet {
   readonly prefixLength: number;
 }
 
-const IP_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /**
@@ -25,16 +24,32 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
  * @throws BridgewardError INVALID_ARGUMENT for anything but four decimal octets 0..255.
  */
 export function parseIp(text: string): number {
-  const m = IP_RE.exec(text);
-  if (!m) throw invalid(`invalid IPv4 address ${JSON.stringify(text)}`);
+  // A scan of the characters (no regex, no substrings): the allocator parses every pool address
+  // of every batch.
   let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i] as string;
-    const octet = Number(part);
-    if (octet > 255 || (part.length > 1 && part.startsWith('0'))) {
-      throw invalid(`invalid IPv4 address ${JSON.stringify(text)}`);
+  let octets = 0;
+  let i = 0;
+  while (octets < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < text.length && i - start < 3) {
+      const c = text.charCodeAt(i) - 48; // '0'
+      if (c < 0 || c > 9) break;
+      octet = octet * 10 + c;
+      i++;
     }
+    const digits = i - start;
+    const leadingZero = digits > 1 && text.charCodeAt(start) === 48;
+    if (digits === 0 || octet > 255 || leadingZero) break;
     n = n * 256 + octet;
+    octets++;
+    if (octets < 4) {
+      if (text.charCodeAt(i) !== 46) break; // '.'
+      i++;
+    }
+  }
+  if (octets !== 4 || i !== text.length) {
+    throw invalid(`invalid IPv4 address ${JSON.stringify(text)}`);
   }
   return n;
 }
