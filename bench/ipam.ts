@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- ipam [--ops N] [--clients C] [--rounds R]`: allocation throughput of
  * bridgeward through its API (allocate + release of distinct sandboxes, C concurrent clients,
- * SQLite store with synchronous=FULL) against Debian's CNI `host-local` IPAM plugin executed as
- * a CNI plugin (ADD + DEL, C concurrent), in alternating rounds on the same machine.
+ * SQLite store, each write fdatasynced before it is answered) against Debian's CNI `host-local`
+ * IPAM plugin executed as a CNI plugin (ADD + DEL, C concurrent), in alternating rounds on the
+ * same machine.
  *
  * Before the first round every pool address is handed out once, so bridgeward's pre-handout ARP
  * probe (once per address since start) is paid up front and not in the timed rounds, and each

@@ -4,7 +4,7 @@
  * power loss: SQLite writes a commit to the WAL (`synchronous=NORMAL`) and the store then
  * fdatasyncs the WAL off the event loop (libuv's thread pool), one sync at a time, covering every
  * commit made before it started. This is the guarantee of `synchronous=FULL` without the event
- * loop standing still in the fsync: the next requests are read and decided meanwhile. SQLite
+ * loop standing still in the fsync: the agent goes on reading requests meanwhile. SQLite
  * still syncs the WAL before each checkpoint and the database after it, as with FULL.
  *
  * Every mutation is atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock
