@@ -5,7 +5,9 @@
  * fdatasyncs the WAL off the event loop (libuv's thread pool), one sync at a time, covering every
  * commit made before it started. This is the guarantee of `synchronous=FULL` without the event
  * loop standing still in the fsync: the agent goes on reading requests meanwhile. SQLite
- * still syncs the WAL before each checkpoint and the database after it, as with FULL.
+ * still syncs the WAL before each checkpoint and the database after it, as with FULL. Reads
+ * (snapshots, lookups) may see a commit before its sync has finished; only the writers' answers
+ * wait for it.
  *
  * Every mutation is atomic (its own savepoint) inside an IMMEDIATE transaction (the write lock
  * is taken before anything is read); mutations issued in one synchronous stretch share one
