@@ -149,6 +149,11 @@ t.test('cooling addresses come last, oldest release first', async (t) => {
     { kind: 'chosen', ip: '10.8.64.2', cooling: true },
     'a live cooling address is never used',
   );
+  t.same(
+    choose({ cooling, leases }, { skip: ['10.8.64.3'] }),
+    { kind: 'chosen', ip: '10.8.64.2', cooling: true },
+    'a skipped cooling address (taken earlier in the batch) goes to the next oldest',
+  );
   const over = [{ ip: '10.8.64.2', sandbox: 'x', generation: 1, releasedAt: iso(NOW - 31 * MIN) }];
   t.same(
     choose({ cooling: over, cursor: '10.8.64.1' }),
