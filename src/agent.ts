@@ -1,6 +1,7 @@
 /**
  * The composition root: builds the agent's parts from a `Config` and wires them together. No
- * logic lives here; each part's behaviour is in its own module.
+ * logic lives here; each part's behaviour is in its own module. The parts live as long as the
+ * agent; what belongs to one bridge instance is bound and unbound by `bridge/session.ts`.
  *
  * @example
  * const agent = await startAgent(cfg, log, abortSignal);
@@ -16,7 +17,10 @@ import { createMetrics } from './metrics.js';
 import { assertCanRun, probeFeatures, readCapabilities } from './preflight.js';
 import { openRtnl } from './observe/rtnl.js';
 import { openStore } from './store/open.js';
-import { waitForBridge } from './observe/bridge-wait.js';
+import { BridgewardError } from './errors.js';
+import { BridgeLifecycle } from './bridge/lifecycle.js';
+import { GatewayAddress } from './bridge/gateway.js';
+import { BridgeSession } from './bridge/session.js';
 import { startApi } from './api/server.js';
 import { startMetricsServer } from './api/metrics-server.js';
 import { statusRoutes, type AgentStatus } from './api/status-routes.js';
@@ -52,10 +56,12 @@ export interface Agent {
 }
 
 /**
- * Starts the agent: preflight, state dir, wait for the bridge, gateway address, API, metrics.
- * Resolves once it serves (after logging `ready`).
+ * Starts the agent: preflight, state dir, store, the bridge followed through its life, the
+ * observers, IPAM, node ports, identity, API, metrics. Resolves once it serves (after logging
+ * `ready`); when the bridge exists at start it is fully set up before that, when it does not the
+ * agent serves meanwhile (allocation answers BRIDGE_ABSENT) and sets it up when it appears.
  *
- * @throws BridgewardError for missing privileges, an unusable bridge or busy sockets/ports.
+ * @throws BridgewardError for missing privileges or busy sockets/ports.
  */
 export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal): Promise<Agent> {
   assertCanRun(readCapabilities());
@@ -83,25 +89,26 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
   try {
     const store = await openStore(cfg, log);
     closers.push(() => store.close());
-    const bridge = await waitForBridge(rtnl, cfg.bridge, log, signal);
-    log.info({ bridge: bridge.name, ifindex: bridge.index }, 'bridge found');
-    await rtnl.ensureAddress(bridge.index, cfg.gateway, cfg.subnet.prefixLength);
-    const detection = await startDetection({ cfg, rtnl, bridge, store, log, metrics });
-    closers.push(() => detection.close());
-    const neighbours = await NeighbourObserver.start({
+    const bridge = await BridgeLifecycle.start({ rtnl, name: cfg.bridge, log, metrics });
+    closers.push(() => bridge.close());
+    const gateway = GatewayAddress.start({
       rtnl,
-      bridge: bridge.index,
-      subnet: cfg.subnet,
+      ip: cfg.gateway,
+      prefixLength: cfg.subnet.prefixLength,
+      bridgeName: cfg.bridge,
       log,
       metrics,
     });
+    closers.push(() => gateway.close());
+    const detection = startDetection({ cfg, store, log, metrics });
+    closers.push(() => detection.close());
+    bridge.listen(detection.bridgeListener);
+    const neighbours = NeighbourObserver.start({ rtnl, subnet: cfg.subnet, log, metrics });
     closers.push(() => neighbours.close());
     neighbours.onObservation((o) => detection.pipeline.submit(o));
     const bpf = native.addon
       ? await startBpfObserver({
-          bridge: { ifindex: bridge.index },
           pinDir: cfg.bpfPinDir,
-          rtnl,
           log: log.child({ component: 'bpf' }),
           metrics,
           onObservation: (o) => detection.pipeline.submit(o),
@@ -110,20 +117,24 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           return null;
         })
       : null;
-    if (bpf) closers.push(() => bpf.close());
+    if (bpf) {
+      closers.push(() => bpf.close());
+      bpf.removeStale(await rtnl.links());
+      bridge.listen(bpf.bridgeListener);
+    }
     const ipam = new IpamService({
       store,
       pool: { subnet: cfg.subnet, gateway: cfg.gateway, cooldownMs: cfg.cooldownSeconds * 1000 },
       log,
       metrics,
       node: hostname(),
+      bridge,
     });
     ipam.addLiveSource(neighbours);
     if (bpf) ipam.addLiveSource(bpf.source);
     const prober = native.addon
       ? new AddressProber({
-          bridge: bridge.index,
-          bridgeMac: detection.bridgeMac,
+          bridge,
           pipeline: detection.pipeline,
           detector: detection.detector,
           store,
@@ -132,27 +143,29 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         })
       : null;
     if (prober) ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
-    const reconciler = new Reconciler({ ipam, store, log, metrics });
+    const reconciler = new Reconciler({ ipam, store, bridge, log, metrics });
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
-    prober
-      ?.probeLeased()
-      .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
-      .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
     reconciler.start(cfg.sweepSeconds);
-    neighbours.onChange(() => reconciler.kick());
     closers.push(() => reconciler.stop());
-    log.info({ sysctls: await enableNodePortSysctls(bridge.name) }, 'node-port sysctls set');
     const nodePorts = new NodePorts({
       store,
       nft: openNftDriver(),
       reader: nftBinaryDriver(),
       reserved: reservedPorts(cfg),
-      table: { bridge: bridge.name, subnet: cfg.subnetText },
+      table: { bridge: cfg.bridge, subnet: cfg.subnetText },
       metrics,
       log,
       clearConntrack,
-      hairpin: new HairpinPorts(bridge.name),
+      hairpin: new HairpinPorts({
+        ports: () => bridge.ports(),
+        portsOf: (mac) => neighbours.portsOf(mac),
+        macOf: (ip) => neighbours.macOf(ip),
+      }),
+    });
+    neighbours.onChange(() => {
+      reconciler.kick();
+      nodePorts.hairpinSoon();
     });
     // Watching starts before the first transaction, so the monitor sees this agent's own.
     if (cfg.nftMonitor) {
@@ -189,10 +202,28 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         })
       : null;
     if (identity) closers.push(() => identity.close());
+    const session = BridgeSession.start({
+      bridge,
+      gateway,
+      neighbours,
+      nodePorts,
+      reconciler,
+      identity,
+      sysctls: enableNodePortSysctls,
+      metrics,
+      log,
+    });
+    closers.push(() => session.stop());
+    await session.settled();
+    if (signal.aborted) throw new BridgewardError('NOT_READY', 'stopped while starting');
+    prober
+      ?.probeLeased()
+      .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
+      .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
 
     const status = (): AgentStatus => ({
       version: VERSION,
-      bridge: { name: bridge.name, ifindex: bridge.index, mac: bridge.mac },
+      bridge: session.status(),
       subnet: cfg.subnetText,
       gateway: cfg.gateway,
       store: cfg.store.kind,
@@ -202,7 +233,11 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         nativeAddon: native.addon !== null,
         btf: features.btf,
         nftables: nodePorts.status().driver,
-        identity: identity?.tokenUrl ?? 'off',
+        identity: identity
+          ? identity.listening()
+            ? identity.tokenUrl
+            : 'waiting for the bridge'
+          : 'off',
       },
     });
     const api: FastifyInstance = await startApi({
@@ -226,6 +261,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     log.info(
       {
         bridge: cfg.bridge,
+        bridgeState: bridge.state().kind,
         subnet: cfg.subnetText,
         gateway: cfg.gateway,
         socket: cfg.socket,

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: 503,
   /** The agent has not finished its boot reconcile yet; retry shortly. */
   NOT_READY: 503,
+  /** The sandbox bridge does not exist right now (the runtime is (re)creating it); retry shortly. */
+  BRIDGE_ABSENT: 503,
   /** A kernel call (netlink, nftables, bpf, AF_PACKET) failed. */
   KERNEL_ERROR: 500,
   /** The agent's API socket could not be reached. */

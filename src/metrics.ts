@@ -14,6 +14,10 @@ export interface Metrics {
   readonly registry: Registry;
   /** 1 once the agent serves, labelled by build version. */
   readonly up: Gauge<'version'>;
+  /** 1 while the sandbox bridge exists (and is a bridge), 0 while the agent waits for it. */
+  readonly bridgeUp: Gauge<never>;
+  /** Kernel state someone else changed and the agent put back, by object (gateway-address). */
+  readonly driftRepairs: Counter<'object'>;
   /** Addresses by state: active, free, quarantined, cooling. */
   readonly leases: Gauge<'state'>;
   /** Allocation attempts by result (ok, existing, exhausted, conflict, error). */
@@ -55,6 +59,17 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_up',
       help: 'Agent serving (1).',
       labelNames: ['version'],
+      ...reg,
+    }),
+    bridgeUp: new Gauge({
+      name: 'bridgeward_bridge_up',
+      help: 'The sandbox bridge exists (1) or the agent waits for it (0).',
+      ...reg,
+    }),
+    driftRepairs: new Counter({
+      name: 'bridgeward_drift_repairs_total',
+      help: 'Kernel state changed by someone else and put back, by object.',
+      labelNames: ['object'],
       ...reg,
     }),
     leases: new Gauge({

@@ -4,14 +4,15 @@
  * @example
  * app.register(statusRoutes(() => agent.status()));
  */
+import type { BridgeStatus } from '../bridge/session.js';
 import type { ApiRoutes } from './server.js';
 
 /** The status report. */
 export interface AgentStatus {
   /** Agent version. */
   version: string;
-  /** The bridge the agent owns. */
-  bridge: { name: string; ifindex: number; mac: string | null };
+  /** The bridge the agent follows: present, absent or not a bridge, and since when. */
+  bridge: BridgeStatus;
   /** Sandbox subnet (CIDR). */
   subnet: string;
   /** Gateway address on the bridge. */

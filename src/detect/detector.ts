@@ -8,6 +8,7 @@
  * nor its MAC's bridge entry has gone. A claim made by the lease holder is *superseded* once the
  * lease is released or moves to another MAC/port (a handover): it counts again only when that
  * MAC claims the address anew (A-B-A), which is what separates a duplicate from a handover.
+ * A lease's port binding counts only while that port is on the bridge (see `portUp`).
  *
  * @example
  * const d = new ConflictDetector({ subnet: parseCidr('10.8.64.0/24'), gateway: '10.8.64.1',
@@ -96,8 +97,8 @@ const CLAIM_KINDS: ReadonlySet<Observation['kind']> = new Set([
 export class ConflictDetector {
   readonly #subnet: Subnet;
   readonly #gateway: string;
-  readonly #hostMacs: ReadonlySet<string>;
-  readonly #bridgeIfindex: number | null;
+  readonly #hostMacs: Set<string>;
+  #bridgeIfindex: number | null;
   readonly #presenceMs: number;
   readonly #holdDownMs: number;
   readonly #historyLimit: number;
@@ -128,7 +129,16 @@ export class ConflictDetector {
 
   /** Adds a MAC of the host (e.g. when the bridge's address changes). */
   addHostMac(mac: string): void {
-    (this.#hostMacs as Set<string>).add(mac.toLowerCase());
+    this.#hostMacs.add(mac.toLowerCase());
+  }
+
+  /**
+   * A new bridge instance (recreated with another ifindex and MAC): its MAC is the host's too,
+   * and entries carrying its ifindex are not from a port. Earlier host MACs stay host MACs.
+   */
+  setBridge(ifindex: number, mac: string | null): void {
+    this.#bridgeIfindex = ifindex;
+    if (mac) this.addHostMac(mac);
   }
 
   /**
@@ -252,7 +262,7 @@ export class ConflictDetector {
     if (!byMac) this.#claims.set(ip, (byMac = new Map()));
     const lease = leases.byIp.get(ip);
     const effectivePort = port ?? this.#macPort.get(mac) ?? null;
-    const fits = lease !== undefined && leaseFits(lease, mac, effectivePort) === 'yes';
+    const fits = lease !== undefined && this.#fits(lease, mac, effectivePort) === 'yes';
     const existing = byMac.get(mac);
     // A neighbour-table report that repeats the MAC the table already held is the kernel's state
     // changing, not a new frame from the sandbox: it refreshes a claim but does not renew it.
@@ -300,7 +310,7 @@ export class ConflictDetector {
       }
       const superseded =
         c.heldLease &&
-        (lease === undefined || leaseFits(lease, c.mac, this.#effectivePort(c)) === 'no');
+        (lease === undefined || this.#fits(lease, c.mac, this.#effectivePort(c)) === 'no');
       if (!superseded) out.push(c);
     }
     if (byMac.size === 0) {
@@ -308,6 +318,16 @@ export class ConflictDetector {
       this.#neighMac.delete(ip);
     }
     return out;
+  }
+
+  /**
+   * `leaseFits`, with a lease's port binding counted only while that port is on the bridge: a
+   * sandbox re-attached on a new veth (the runtime recreated the bridge, or the agent restarted
+   * after a reboot) still holds its lease until the reconciler binds the new port.
+   */
+  #fits(lease: LeaseRef, mac: string, port: number | null): 'yes' | 'no' | 'unknown' {
+    const stale = lease.ifindex !== null && !this.#portNames.has(lease.ifindex);
+    return leaseFits(stale ? { ...lease, ifindex: null } : lease, mac, port);
   }
 
   #effectivePort(c: Claim): number | null {
@@ -337,7 +357,7 @@ export class ConflictDetector {
       out.set('unleased-claim', claims);
     } else {
       const misfits = claims.filter(
-        (c) => leaseFits(lease, c.mac, this.#effectivePort(c)) === 'no',
+        (c) => this.#fits(lease, c.mac, this.#effectivePort(c)) === 'no',
       );
       if (misfits.length) out.set('lease-mismatch', misfits);
     }

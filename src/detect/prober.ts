@@ -5,11 +5,12 @@
  * duplicate that a passive observer never sees still raises a finding.
  *
  * @example
- * const prober = new AddressProber({ bridge: 3, bridgeMac: () => mac, pipeline, detector, store, log });
+ * const prober = new AddressProber({ bridge, pipeline, detector, store, log });
  * ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
  * await prober.probe('10.8.64.2', 500); // [{ mac, port, ifindex, sandbox, rttMs }]
  */
-import { BridgewardError } from '../errors.js';
+import { BridgewardError, isBridgewardError } from '../errors.js';
+import type { BridgeLifecycle } from '../bridge/lifecycle.js';
 import type { Logger } from '../log.js';
 import type { ProbeAnswer } from '../api/probe-routes.js';
 import { probeAddress, type ProbeReply } from '../observe/arp-probe.js';
@@ -20,10 +21,8 @@ import type { DetectionPipeline } from './pipeline.js';
 
 /** What the prober needs. */
 export interface ProberOptions {
-  /** The bridge's ifindex (probes go out of it). */
-  readonly bridge: number;
-  /** The bridge's current MAC (the probes' source), or null when it has none. */
-  readonly bridgeMac: () => string | null;
+  /** The current bridge: probes go out of it, from its MAC. */
+  readonly bridge: Pick<BridgeLifecycle, 'require' | 'current'>;
   /** Where answers go as observations. */
   readonly pipeline: Pick<DetectionPipeline, 'submit'>;
   /** Resolves a MAC's port. */
@@ -52,21 +51,36 @@ export class AddressProber {
   /**
    * Probes `ip` and lists every MAC that answered within `timeoutMs`.
    *
-   * @throws BridgewardError MISSING_FEATURE without the native addon or a bridge MAC.
+   * @throws BridgewardError BRIDGE_ABSENT while there is no bridge (also when it vanishes during
+   *   the probe); MISSING_FEATURE without the native addon or a bridge MAC.
    */
   async probe(ip: string, timeoutMs: number): Promise<ProbeAnswer[]> {
-    const mac = this.#o.bridgeMac();
-    if (mac === null) {
+    const bridge = this.#o.bridge.require();
+    if (bridge.mac === null) {
       throw new BridgewardError('MISSING_FEATURE', 'the bridge has no MAC to probe from');
     }
     const sent = Date.now();
-    const replies = await probeAddress({
-      ifindex: this.#o.bridge,
-      srcMac: mac,
-      ip,
-      timeoutMs,
-      onMalformed: this.#o.onMalformed,
-    });
+    let replies: ProbeReply[];
+    try {
+      replies = await probeAddress({
+        ifindex: bridge.index,
+        srcMac: bridge.mac,
+        ip,
+        timeoutMs,
+        onMalformed: this.#o.onMalformed,
+      });
+    } catch (e) {
+      if (isBridgewardError(e, 'KERNEL_ERROR') && bridgeVanished(e, bridge.index, this.#o.bridge)) {
+        throw new BridgewardError(
+          'BRIDGE_ABSENT',
+          `the bridge went away during the probe of ${ip}`,
+          {
+            retryable: true,
+          },
+        );
+      }
+      throw e;
+    }
     if (replies.length === 0) this.#silentSinceStart.add(ip);
     else this.#silentSinceStart.delete(ip);
     for (const r of replies) this.#observe(ip, r);
@@ -130,4 +144,16 @@ export class AddressProber {
       at: r.at,
     });
   }
+}
+
+/** Socket errors of a device that is gone. */
+const GONE_ERRNOS: ReadonlySet<unknown> = new Set(['ENODEV', 'ENXIO', 'ENETDOWN']);
+
+/** Whether a probe failed because its bridge instance is gone (or going). */
+function bridgeVanished(
+  e: BridgewardError,
+  ifindex: number,
+  bridge: Pick<BridgeLifecycle, 'current'>,
+): boolean {
+  return bridge.current()?.index !== ifindex || GONE_ERRNOS.has(e.details?.errno);
 }

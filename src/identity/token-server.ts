@@ -194,6 +194,27 @@ export function buildTokenServer(deps: TokenServerDeps): FastifyInstance {
 }
 
 /**
+ * Starts a built token server listening on `listen`.
+ *
+ * @throws BridgewardError INVALID_ARGUMENT naming `--identity-listen` when the address is busy
+ *   or not local.
+ */
+export async function listenTokenServer(
+  app: FastifyInstance,
+  listen: { host: string; port: number },
+): Promise<void> {
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new BridgewardError(
+      'INVALID_ARGUMENT',
+      `--identity-listen ${listen.host}:${listen.port}: ${code}`,
+    );
+  }
+}
+
+/**
  * Builds the token server and listens on `listen`.
  *
  * @throws BridgewardError INVALID_ARGUMENT naming `--identity-listen` when the address is busy
@@ -205,14 +226,10 @@ export async function startTokenServer(
 ): Promise<FastifyInstance> {
   const app = buildTokenServer(deps);
   try {
-    await app.listen({ host: listen.host, port: listen.port });
+    await listenTokenServer(app, listen);
   } catch (e) {
     await app.close();
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new BridgewardError(
-      'INVALID_ARGUMENT',
-      `--identity-listen ${listen.host}:${listen.port}: ${code}`,
-    );
+    throw e;
   }
   return app;
 }

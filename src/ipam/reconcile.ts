@@ -10,7 +10,11 @@
  * - lift: a quarantine the reconciler or the release path set ('live-unleased',
  *   'live-after-release') is lifted after `missThreshold` consecutive counted sweeps without the
  *   address being live; others (e.g. the detector's 'duplicate-ip') stay until cleared;
- * - bind: a lease without a MAC (or port) learns it from unambiguous evidence.
+ * - bind: a lease without a MAC (or port) learns it from unambiguous evidence;
+ * - unbind: a lease bound to a port that is no longer on the bridge (the sandbox's veth was
+ *   deleted, the runtime recreated the bridge, or the runner rebooted) loses that port binding,
+ *   keeping its MAC; when the address is seen on exactly one current port with the lease's MAC,
+ *   it is bound to that port instead.
  *
  * Only periodic sweeps count towards the thresholds (`count: true`); boot and event-driven
  * sweeps reserve and bind but never advance counters. With a shared store (`node` set), an
@@ -19,7 +23,7 @@
  *
  * @example
  * const declared = { sandboxes: new Set(['a']), at: new Date().toISOString() };
- * const plan = planReconcile({ pool, snapshot, live, declared, counters, missThreshold: 3, count: true, node: null });
+ * const plan = planReconcile({ pool, snapshot, live, ports, declared, counters, missThreshold: 3, count: true, node: null });
  * for (const r of plan.reserve) await ipam.quarantineLive(r.ip, 'live-unleased', r.evidence);
  */
 import { broadcastOf, parseIp } from '../net/ipv4.js';
@@ -46,6 +50,8 @@ export interface ReconcileInput {
   readonly snapshot: StoreSnapshot;
   /** Addresses live on the wire, with evidence. */
   readonly live: ReadonlyMap<string, LiveEvidence>;
+  /** ifindexes of the current bridge's ports (empty while the bridge is absent). */
+  readonly ports: ReadonlySet<number>;
   /**
    * The runtime's last declaration, or null when it never made one (then nothing is reaped).
    * A lease allocated after it is not judged by it: the runtime could not have listed it.
@@ -74,6 +80,8 @@ export interface ReconcilePlan {
   readonly lift: readonly { ip: string; reason: string; sweeps: number }[];
   /** Leases to bind to the MAC/port seen on their address. */
   readonly bind: readonly { sandbox: string; mac: string; ifindex?: number }[];
+  /** Leases whose bound port left the bridge, with that port. */
+  readonly unbind: readonly { sandbox: string; ifindex: number }[];
   /** Counters for the next pass. */
   readonly counters: ReconcileCounters;
 }
@@ -99,6 +107,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const misses = new Map<string, number>();
   const reap: { sandbox: string; ip: string; sweeps: number }[] = [];
   const bind: { sandbox: string; mac: string; ifindex?: number }[] = [];
+  const unbind: { sandbox: string; ifindex: number }[] = [];
   for (const l of snapshot.leases) {
     const ev = live.get(l.ip);
     const mine = input.node === null || l.node === input.node;
@@ -108,8 +117,11 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     if (gone && count >= input.missThreshold)
       reap.push({ sandbox: l.sandbox, ip: l.ip, sweeps: count });
     if (count > 0) misses.set(l.sandbox, count);
-    const b = ev && bindingFor(l.mac, l.ifindex, ev);
+    const gonePort = l.ifindex !== null && !input.ports.has(l.ifindex) ? l.ifindex : null;
+    const b = ev && bindingFor(l.mac, gonePort === null ? l.ifindex : null, ev, input.ports);
     if (b) bind.push({ sandbox: l.sandbox, ...b });
+    if (gonePort !== null && b?.ifindex === undefined)
+      unbind.push({ sandbox: l.sandbox, ifindex: gonePort });
   }
 
   const quiet = new Map<string, number>();
@@ -123,7 +135,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     if (count >= input.missThreshold) lift.push({ ip: q.ip, reason: q.reason, sweeps: count });
     if (count > 0) quiet.set(q.ip, count);
   }
-  return { reserve, reap, lift, bind, counters: { misses, quiet } };
+  return { reserve, reap, lift, bind, unbind, counters: { misses, quiet } };
 }
 
 /** Whether a declaration exists, predates the lease and leaves its sandbox out. */
@@ -141,16 +153,21 @@ function inPool(pool: Pool, ip: string): boolean {
   return n > pool.subnet.network && n < broadcastOf(pool.subnet) && ip !== pool.gateway;
 }
 
-/** The MAC/port a lease should learn from evidence, when the evidence is unambiguous. */
+/**
+ * The MAC/port a lease should learn from evidence, when the evidence is unambiguous (one MAC,
+ * and for the port one current port of the bridge).
+ */
 function bindingFor(
   mac: string | null,
   ifindex: number | null,
   ev: LiveEvidence,
+  ports: ReadonlySet<number>,
 ): { mac: string; ifindex?: number } | null {
   if (ev.macs.length !== 1) return null;
   const seen = ev.macs[0] as string;
   if (mac !== null && mac !== seen) return null;
-  const port = ev.ifindexes.length === 1 ? ev.ifindexes[0] : undefined;
+  const current = ev.ifindexes.filter((p) => ports.has(p));
+  const port = current.length === 1 ? current[0] : undefined;
   if (mac === null) return port === undefined ? { mac: seen } : { mac: seen, ifindex: port };
   if (ifindex === null && port !== undefined) return { mac: seen, ifindex: port };
   return null;

@@ -1,15 +1,19 @@
 /**
  * The reconciler's runner: applies `planReconcile` at boot (before the API serves), on every
- * periodic sweep and shortly after the wire changes, holding the IPAM lock so no allocation
- * interleaves. Keeps the sweep counters; the runtime's declared sandbox set (POST /v1/sync) is
- * kept in the store, so after a restart reaping resumes without waiting for the next sync.
+ * periodic sweep, when a bridge instance appears and shortly after the wire changes, holding the
+ * IPAM lock so no allocation interleaves. Keeps the sweep counters; the runtime's declared
+ * sandbox set (POST /v1/sync) is kept in the store, so after a restart reaping resumes without
+ * waiting for the next sync. While the bridge is absent nothing is on the wire to judge by:
+ * sweeps then only end port bindings, and periodic sweeps do not count towards reaping or
+ * lifting.
  *
  * @example
- * const rec = new Reconciler({ ipam, store, log, metrics });
+ * const rec = new Reconciler({ ipam, store, bridge, log, metrics });
  * await rec.sweep('boot'); // loads the last declaration first
  * rec.start(cfg.sweepSeconds);
  * neighbours.onChange(() => rec.kick());
  */
+import type { BridgeLifecycle } from '../bridge/lifecycle.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LeaseStore } from '../store/types.js';
@@ -29,7 +33,7 @@ export const DEFAULT_MISS_SWEEPS = 3;
 const KICK_DEBOUNCE_MS = 200;
 
 /** What triggered a sweep. */
-export type SweepTrigger = 'boot' | 'periodic' | 'event' | 'sync';
+export type SweepTrigger = 'boot' | 'periodic' | 'event' | 'sync' | 'bridge';
 
 /** What the reconciler needs. */
 export interface ReconcilerOptions {
@@ -37,6 +41,8 @@ export interface ReconcilerOptions {
   readonly ipam: IpamService;
   /** The lease store. */
   readonly store: LeaseStore;
+  /** The current bridge and its ports (what is on the wire at all). */
+  readonly bridge: Pick<BridgeLifecycle, 'current' | 'ports'>;
   /** Logger. */
   readonly log: Logger;
   /** Sweep duration metric. */
@@ -96,7 +102,7 @@ export class Reconciler {
 
   /** Runs one sweep now. Only periodic sweeps advance the reap/lift counters. */
   sweep(trigger: SweepTrigger): Promise<SweepResult> {
-    const { ipam, store, metrics } = this.#opts;
+    const { ipam, store, metrics, bridge } = this.#opts;
     return ipam.exclusive(async () => {
       const end = metrics?.reconcileSeconds.startTimer({ trigger });
       try {
@@ -105,15 +111,18 @@ export class Reconciler {
           this.#declared ??= loaded; // a sync meanwhile is newer
         }
         const declared = this.#declared ?? null;
+        const present = bridge.current() !== null;
+        const ports = new Set(bridge.ports().keys());
         const [snapshot, live] = await Promise.all([store.snapshot(), ipam.live()]);
         const plan = planReconcile({
           pool: ipam.pool,
           snapshot,
           live,
+          ports,
           declared,
           counters: this.#counters,
           missThreshold: this.#missSweeps,
-          count: trigger === 'periodic',
+          count: trigger === 'periodic' && present,
           node: this.#node(),
         });
         await this.#apply(plan);
@@ -200,6 +209,13 @@ export class Reconciler {
     }
     for (const b of plan.bind) {
       await store.bind(b.sandbox, { mac: b.mac, ifindex: b.ifindex }, at);
+    }
+    for (const u of plan.unbind) {
+      await store.bind(u.sandbox, { ifindex: null, ifname: null }, at);
+      this.#log.info(
+        { sandbox: u.sandbox, ifindex: u.ifindex },
+        'port binding ended: the port left the bridge',
+      );
     }
   }
 }

@@ -9,6 +9,8 @@
  *
  * An address a check or an observer finds live without a lease is quarantined ('live-unleased')
  * with a finding; an address still live after its release is quarantined ('live-after-release').
+ * No new address is handed out while the bridge is absent (nothing could be checked on the
+ * wire): such requests fail with BRIDGE_ABSENT; a sandbox's existing lease is still answered.
  *
  * @example
  * const ipam = new IpamService({ store, pool, log, metrics });
@@ -49,6 +51,8 @@ export interface IpamOptions {
   readonly now?: () => number;
   /** This agent's node name, recorded on its leases and quarantines (default: none). */
   readonly node?: string;
+  /** The bridge addresses are handed out on: `require()` throws while it is absent. */
+  readonly bridge?: { require(): unknown };
 }
 
 /** The outcome of a release. */
@@ -117,6 +121,7 @@ export class IpamService {
   readonly #metrics: IpamOptions['metrics'];
   readonly #now: () => number;
   readonly #node: string | null;
+  readonly #bridge: IpamOptions['bridge'];
   readonly #mutex = new Mutex();
   readonly #sources: LiveSource[] = [];
   readonly #allocations: PendingAllocation[] = [];
@@ -134,6 +139,7 @@ export class IpamService {
     this.#metrics = opts.metrics;
     this.#now = opts.now ?? Date.now;
     this.#node = opts.node ?? null;
+    this.#bridge = opts.bridge;
   }
 
   /** This agent's node name, or null when none was given. */
@@ -168,7 +174,8 @@ export class IpamService {
    * decided together in one batch (one snapshot, one store commit).
    *
    * @throws BridgewardError POOL_EXHAUSTED with counts; CONFLICT when other writers kept winning;
-   *   STORE_UNAVAILABLE when the store fails.
+   *   BRIDGE_ABSENT (retryable) for a new address while the bridge is absent; STORE_UNAVAILABLE
+   *   when the store fails.
    */
   allocate(sandbox: string, mac: string | null): Promise<ClaimResult> {
     return new Promise((resolve, reject) => {
@@ -345,6 +352,7 @@ export class IpamService {
         if (taken.size > 0) return { kind: 'later' };
         throw exhaustedError(this.#pool.subnet, d.counts);
       }
+      this.#bridge?.require();
       const evidence = this.#check ? await this.#check(d.ip) : null;
       if (!evidence) return { kind: 'chosen', ip: d.ip, cooling: d.cooling };
       p.skip.add(d.ip);

@@ -6,13 +6,15 @@
  * bridge ports of sandboxes that back a node port (and off again when they no longer do), and
  * only while br_netfilter is active. Without br_netfilter the packet is routed and needs nothing.
  *
- * A port is found from the lease (`ifname` once bound, else its MAC, else the kernel neighbour
- * entry of its address) and the bridge's forwarding database; unresolved sandboxes are retried
- * on the next update.
+ * A backend's port is found in the agent's own view of the bridge, without asking the kernel:
+ * the lease's bound port while it is on the bridge, else the port the bridge FDB learned the
+ * backend's MAC on (the lease's MAC, else the one the neighbour table holds for its address).
+ * The owner calls `update` again whenever that view changes (a sandbox's first frame), so a
+ * backend's port is switched within milliseconds of becoming known, not at the next sweep.
  *
  * @example
- * const hp = new HairpinPorts('rt0');
- * await hp.update([{ ip: '10.8.64.7', mac: '02:00:00:00:00:07', ifname: null }]);
+ * const hp = new HairpinPorts({ ports: () => bridge.ports(), portsOf: (m) => nb.portsOf(m), macOf: (ip) => nb.macOf(ip) });
+ * await hp.update([{ ip: '10.8.64.7', mac: '02:00:00:00:00:07', ifindex: null }]); // [] when resolved
  */
 import { readFile } from 'node:fs/promises';
 import { run } from '../exec.js';
@@ -23,58 +25,77 @@ export interface Backend {
   readonly ip: string;
   /** MAC once known. */
   readonly mac: string | null;
-  /** Bridge port once bound. */
-  readonly ifname: string | null;
+  /** Bridge port (ifindex) once bound. */
+  readonly ifindex: number | null;
+}
+
+/** The agent's view of the bridge that hairpin resolution reads. */
+export interface BridgeView {
+  /** The current bridge's ports: ifindex -> name (empty while it is absent). */
+  ports(): ReadonlyMap<number, string>;
+  /** Ports the bridge FDB has learned a MAC on. */
+  portsOf(mac: string): readonly number[];
+  /** The MAC the neighbour table holds for an address, or null. */
+  macOf(ip: string): string | null;
 }
 
 /**
- * Picks the bridge ports of the backends (pure).
+ * Finds the bridge ports of the backends (pure): ifindex -> backend address, and the addresses
+ * whose port is not known.
  *
  * @example
- * hairpinPorts([{ ip: '10.8.64.7', mac: null, ifname: null }], [{ mac: 'aa:..', ifname: 'veth1' }], new Map([['10.8.64.7', 'aa:..']]));
- * // { ports: Set { 'veth1' }, unresolved: [] }
+ * hairpinPorts([{ ip: '10.8.64.7', mac: '02:00:00:00:00:07', ifindex: null }], view);
+ * // { found: Map { 9 => '10.8.64.7' }, unresolved: [] }
  */
 export function hairpinPorts(
   backends: readonly Backend[],
-  fdb: readonly { mac: string; ifname: string }[],
-  neighbours: ReadonlyMap<string, string>,
-): { ports: Set<string>; unresolved: string[] } {
-  const portOf = new Map(fdb.map((f) => [f.mac.toLowerCase(), f.ifname]));
-  const ports = new Set<string>();
+  view: BridgeView,
+): { found: Map<number, string>; unresolved: string[] } {
+  const ports = view.ports();
+  const found = new Map<number, string>();
   const unresolved: string[] = [];
   for (const b of backends) {
-    const mac = (b.mac ?? neighbours.get(b.ip) ?? '').toLowerCase();
-    const port = b.ifname ?? portOf.get(mac);
-    if (port) ports.add(port);
-    else unresolved.push(b.ip);
+    const mac = b.mac ?? view.macOf(b.ip);
+    const learned = mac === null ? [] : view.portsOf(mac).filter((p) => ports.has(p));
+    const port = b.ifindex !== null && ports.has(b.ifindex) ? b.ifindex : learned[0];
+    if (port === undefined) unresolved.push(b.ip);
+    else found.set(port, b.ip);
   }
-  return { ports, unresolved };
+  return { found, unresolved };
 }
 
 /** Keeps hairpin mode on exactly the bridge ports of node-port backends. */
 export class HairpinPorts {
-  readonly #bridge: string;
-  #on = new Set<string>();
+  readonly #view: BridgeView;
+  /** Ports with hairpin mode on: ifindex -> the backend address it is on for. */
+  #on = new Map<number, string>();
 
-  /** Manages ports of `bridge`. */
-  constructor(bridge: string) {
-    this.#bridge = bridge;
+  /** Manages hairpin on the ports of the bridge `view` shows. */
+  constructor(view: BridgeView) {
+    this.#view = view;
   }
 
   /**
    * Updates hairpin mode for the current backends; resolves to the addresses whose port is not
-   * known yet. Does nothing (and turns nothing on) while br_netfilter is inactive.
+   * known yet. A backend whose port is no longer known (its FDB entry aged out while it was
+   * quiet) keeps the port it had while that port is on the bridge. Does nothing (and turns
+   * nothing on) while br_netfilter is inactive.
    */
   async update(backends: readonly Backend[]): Promise<string[]> {
     if (!(await brNetfilterActive())) return [];
-    // No backends (the common case on a runner without node ports): nothing to look up.
-    const { ports, unresolved } =
-      backends.length > 0
-        ? await this.#resolve(backends)
-        : { ports: new Set<string>(), unresolved: [] };
-    for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
-    for (const p of this.#on) if (!ports.has(p)) await setHairpin(p, false);
-    this.#on = ports;
+    const ports = this.#view.ports();
+    const { found, unresolved } = hairpinPorts(backends, this.#view);
+    const waiting = new Set(unresolved);
+    for (const [ifindex, ip] of this.#on) {
+      if (waiting.has(ip) && ports.has(ifindex) && !found.has(ifindex)) found.set(ifindex, ip);
+    }
+    for (const ifindex of found.keys()) {
+      if (!this.#on.has(ifindex)) await setHairpin(ports.get(ifindex), true);
+    }
+    for (const ifindex of this.#on.keys()) {
+      if (!found.has(ifindex)) await setHairpin(ports.get(ifindex), false);
+    }
+    this.#on = found;
     return unresolved;
   }
 
@@ -84,32 +105,24 @@ export class HairpinPorts {
    */
   async include(backend: Backend): Promise<boolean> {
     if (!(await brNetfilterActive())) return true;
-    const { ports } = await this.#resolve([backend]);
-    for (const p of ports) if (!this.#on.has(p)) await setHairpin(p, true);
-    for (const p of ports) this.#on.add(p);
-    return ports.size > 0;
+    const ports = this.#view.ports();
+    const { found } = hairpinPorts([backend], this.#view);
+    for (const [ifindex, ip] of found) {
+      if (!this.#on.has(ifindex)) await setHairpin(ports.get(ifindex), true);
+      this.#on.set(ifindex, ip);
+    }
+    return found.size > 0;
   }
 
-  async #resolve(
-    backends: readonly Backend[],
-  ): Promise<{ ports: Set<string>; unresolved: string[] }> {
-    const [fdb, neigh] = await Promise.all([
-      run(['bridge', '-j', 'fdb', 'show', 'br', this.#bridge]),
-      run(['ip', '-j', '-4', 'neigh', 'show', 'dev', this.#bridge]),
-    ]);
-    const entries = (JSON.parse(fdb.stdout || '[]') as { mac: string; ifname: string }[]).filter(
-      (f) => f.ifname !== this.#bridge,
-    );
-    const neighbours = new Map(
-      (JSON.parse(neigh.stdout || '[]') as { dst: string; lladdr?: string }[])
-        .filter((n) => n.lladdr)
-        .map((n) => [n.dst, n.lladdr as string]),
-    );
-    return hairpinPorts(backends, entries, neighbours);
+  /** Forgets every port (a new bridge instance: its ports start with hairpin off). */
+  reset(): void {
+    this.#on.clear();
   }
 }
 
-async function setHairpin(port: string, on: boolean): Promise<void> {
+/** Sets hairpin mode on a port by name; a port that is gone (no name) needs nothing. */
+async function setHairpin(port: string | undefined, on: boolean): Promise<void> {
+  if (port === undefined) return;
   const argv = [
     'ip',
     'link',
@@ -121,7 +134,7 @@ async function setHairpin(port: string, on: boolean): Promise<void> {
     'hairpin',
     on ? 'on' : 'off',
   ];
-  // Turning it off on a port that is gone (its sandbox was deleted) is not an error.
+  // Turning it off on a port that is going away (its sandbox was deleted) is not an error.
   await run(argv, { check: on });
 }
 

@@ -10,6 +10,8 @@
  *   replace, edited elements an incremental repair; each repair is counted and logged.
  *   `verifySoon()` runs one shortly, when `nft monitor` saw another process touch the table.
  * - `add()`/`remove()`/`list()`: the API's operations (store first, then sync).
+ * - `bridgeUp()`: a new bridge instance (its ports start without hairpin): a full `sync()`.
+ *   `hairpinSoon()`: the bridge learned where a sandbox is: hairpin for the backends at once.
  *
  * All kernel work is serialised, so a verify never races an apply.
  *
@@ -81,13 +83,15 @@ export interface NodePortDeps {
   /** Logger. */
   readonly log: Logger;
   /** Keeps the bridge ports of backends in hairpin mode where needed. */
-  readonly hairpin: Pick<HairpinPorts, 'update' | 'include'>;
+  readonly hairpin: Pick<HairpinPorts, 'update' | 'include' | 'reset'>;
   /** Deletes the conntrack entries a change made stale; resolves to how many. */
   readonly clearConntrack: (change: ElementChange) => Promise<number>;
 }
 
 /** How long `verifySoon()` gathers further calls before reading the table back. */
 const VERIFY_SOON_MS = 20;
+/** How long `hairpinSoon()` gathers a burst of bridge changes before updating hairpin. */
+const HAIRPIN_SOON_MS = 10;
 
 /** Keeps the agent's table equal to the store's node ports. */
 export class NodePorts {
@@ -101,6 +105,9 @@ export class NodePorts {
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
   #verifyTimer: NodeJS.Timeout | null = null;
+  #hairpinTimer: NodeJS.Timeout | null = null;
+  /** Backends of the node ports as of the last sync or add (for `hairpinSoon`). */
+  #backends: Backend[] = [];
   #stopped = false;
 
   /** Creates the shell; nothing touches the kernel until `start()`. */
@@ -191,6 +198,28 @@ export class NodePorts {
   }
 
   /**
+   * A new bridge instance appeared: its ports start without hairpin, so the table and hairpin
+   * are brought up to date from the store at once.
+   */
+  bridgeUp(): Promise<void> {
+    this.#d.hairpin.reset();
+    return this.sync();
+  }
+
+  /**
+   * Updates hairpin for the known backends soon, coalescing a burst of calls: for when the
+   * bridge learned where a sandbox is (FDB or neighbour change), so a sandbox reaches its own
+   * node port right after its first frame. Costs nothing while no sandbox backs a node port.
+   */
+  hairpinSoon(): void {
+    if (this.#hairpinTimer || this.#stopped || this.#backends.length === 0) return;
+    this.#hairpinTimer = setTimeout(() => {
+      this.#hairpinTimer = null;
+      void this.#serial(() => this.#hairpin(this.#backends));
+    }, HAIRPIN_SOON_MS);
+  }
+
+  /**
    * Schedules a `verify()` soon, coalescing a burst of calls into one read-back: for when another
    * process was seen changing the table (`nft monitor`).
    */
@@ -209,8 +238,10 @@ export class NodePorts {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     if (this.#verifyTimer) clearTimeout(this.#verifyTimer);
+    if (this.#hairpinTimer) clearTimeout(this.#hairpinTimer);
     this.#timer = null;
     this.#verifyTimer = null;
+    this.#hairpinTimer = null;
     await this.#queue.catch(() => undefined);
   }
 
@@ -237,7 +268,9 @@ export class NodePorts {
       }
       const want = { proto: m.proto, hostPort: m.hostPort, addr: lease.ip, port: m.port };
       await this.#applyOne(elementKey(m), want);
-      await this.#hairpinInclude({ ip: lease.ip, mac: lease.mac, ifname: lease.ifname });
+      const backend = { ip: lease.ip, mac: lease.mac, ifindex: lease.ifindex };
+      if (!this.#backends.some((b) => b.ip === lease.ip)) this.#backends.push(backend);
+      await this.#hairpinInclude(backend);
       return { ...m, addr: lease.ip };
     });
   }
@@ -295,7 +328,8 @@ export class NodePorts {
     const used = new Set(ports.map((p) => p.sandbox));
     const backends = snap.leases
       .filter((l) => used.has(l.sandbox))
-      .map((l) => ({ ip: l.ip, mac: l.mac, ifname: l.ifname }));
+      .map((l) => ({ ip: l.ip, mac: l.mac, ifindex: l.ifindex }));
+    this.#backends = backends;
     return { desired: desiredElements(ports, snap.leases, this.#d.reserved), backends };
   }
 

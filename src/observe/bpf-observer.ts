@@ -1,16 +1,20 @@
 /**
- * The eBPF observer: keeps the ARP program attached to every port of the bridge (ports join and
- * leave via rtnetlink link events; re-dumped after an overrun), turns ring-buffer events into
- * `Observation`s, serves the in-kernel binding map as the `bpf` `LiveSource`, and folds the
- * per-port counters into Prometheus. Lost ring-buffer events are made good by diffing a map dump
- * against what was last reported.
+ * The eBPF observer: keeps the ARP program attached to every port of the current bridge (it
+ * follows the bridge through `bridgeListener`: every port of every bridge instance, present and
+ * future), turns ring-buffer events into `Observation`s, serves the in-kernel binding map as the
+ * `bpf` `LiveSource`, and folds the per-port counters into Prometheus. Lost ring-buffer events
+ * are made good by diffing a map dump against what was last reported.
  *
- * Stopping leaves the filters attached and the maps pinned, so the kernel keeps recording while
- * the agent is down; the next start replaces the filters and reads what was queued.
+ * The program, its maps and the ring buffer live as long as the agent; only the attachments
+ * belong to a bridge instance. Stopping leaves the filters attached and the maps pinned, so the
+ * kernel keeps recording while the agent is down; the next start replaces the filters and reads
+ * what was queued.
  *
  * @example
- * const bpf = await startBpfObserver({ bridge: { ifindex: 3 }, pinDir: cfg.bpfPinDir, rtnl, log, metrics,
+ * const bpf = await startBpfObserver({ pinDir: cfg.bpfPinDir, log, metrics,
  *   onObservation: (o) => pipeline.submit(o) });
+ * bridge.listen(bpf.bridgeListener);
+ * bpf.removeStale(await rtnl.links()); // filters left on former ports while the agent was down
  * const live = await bpf.source.live();
  * await bpf.close();
  */
@@ -30,17 +34,14 @@ import {
   type PortStats,
 } from './arp-records.js';
 import { ensureBpffs } from './bpffs.js';
-import type { LinkInfo, Rtnl } from './rtnl.js';
+import type { BridgeListener } from '../bridge/lifecycle.js';
+import type { LinkInfo } from './rtnl.js';
 import type { LiveEvidence, LiveSource, Observation } from './types.js';
 
 /** What `startBpfObserver` needs. */
 export interface BpfObserverOptions {
-  /** The bridge whose ports are observed. */
-  readonly bridge: { readonly ifindex: number };
   /** bpffs directory for the pinned maps (mounted when missing); null: nothing is pinned. */
   readonly pinDir: string | null;
-  /** rtnetlink adapter (link dumps and events). */
-  readonly rtnl: Rtnl;
   /** Logger. */
   readonly log: Logger;
   /** Metrics: per-port ARP and malformed counters, malformed frames, re-syncs. */
@@ -50,10 +51,6 @@ export interface BpfObserverOptions {
   >;
   /** Called for every binding that is new or changed MAC or port, and every new prober. */
   readonly onObservation: (o: Observation) => void;
-  /** Told when a port joins the bridge (and the program is attached to it). */
-  readonly onPortUp?: (ifindex: number, name: string) => void;
-  /** Told when a port leaves the bridge or disappears. */
-  readonly onPortGone?: (ifindex: number) => void;
   /** How often the per-port counters are read (ms, default 5000). */
   readonly statsIntervalMs?: number;
 }
@@ -62,6 +59,10 @@ export interface BpfObserverOptions {
 export interface BpfObserver {
   /** Addresses bound in the kernel map on a current port. */
   readonly source: LiveSource;
+  /** Attaches to every port of the current bridge as ports join; detaches as they leave. */
+  readonly bridgeListener: BridgeListener;
+  /** Removes the agent's filter from links that are not ports now (left while it was down). */
+  removeStale(links: readonly LinkInfo[]): void;
   /** ifindex -> name of the ports the program is attached to. */
   ports(): ReadonlyMap<number, string>;
   /** The program's id and run-time totals (run time needs kernel.bpf_stats_enabled=1). */
@@ -81,14 +82,14 @@ function clockNow(): ClockPair {
 }
 
 /**
- * Loads the program (reusing pinned maps), attaches it to every current port and starts
- * following link events and the event ring buffer.
+ * Loads the program (reusing pinned maps) and starts reading the event ring buffer; ports are
+ * attached through `bridgeListener`.
  *
  * @throws BridgewardError MISSING_FEATURE / MISSING_PRIVILEGE / KERNEL_ERROR when the program
  * cannot be loaded; nothing stays attached then.
  */
 export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObserver> {
-  const { bridge, rtnl, log, metrics } = opts;
+  const { log, metrics } = opts;
   if (opts.pinDir) {
     if (await ensureBpffs(opts.pinDir)) log.info({ pinDir: opts.pinDir }, 'mounted bpffs');
   }
@@ -118,51 +119,42 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   };
 
   const attach = (link: LinkInfo) => {
-    if (ports.has(link.index)) return;
+    if (ports.get(link.index) === link.name) return;
     try {
       const progId = prog.attach(link.index);
       ports.set(link.index, link.name);
       log.debug({ port: link.name, ifindex: link.index, progId }, 'eBPF observer attached');
-      opts.onPortUp?.(link.index, link.name);
     } catch (e) {
-      // The port may be gone again already (a racing delete); the next event or dump settles it.
+      // The port may be gone again already (a racing delete); its leave event settles it.
       log.warn({ err: e, port: link.name, ifindex: link.index }, 'cannot attach eBPF observer');
     }
   };
-  const forget = (ifindex: number, stillExists: boolean) => {
+  /** The port left the bridge: detach when the link still exists (moved off, bridge gone). */
+  const forget = (ifindex: number) => {
     const name = ports.get(ifindex);
     if (name === undefined) return;
     ports.delete(ifindex);
-    if (stillExists) {
-      try {
-        prog.detach(ifindex);
-      } catch (e) {
-        log.warn({ err: e, port: name, ifindex }, 'cannot detach eBPF observer');
-      }
+    try {
+      prog.detach(ifindex); // false when the link is gone with its filter
+    } catch (e) {
+      log.warn({ err: e, port: name, ifindex }, 'cannot detach eBPF observer');
     }
     log.debug({ port: name, ifindex }, 'eBPF observer detached');
-    opts.onPortGone?.(ifindex);
   };
   /** A link that left the bridge while nobody watched may still carry our filter. */
-  const removeStale = (l: LinkInfo) => {
-    try {
-      if (prog.attachedProgId(l.index) === null) return;
-      prog.detach(l.index);
-      log.info({ port: l.name, ifindex: l.index }, 'removed eBPF observer from a former port');
-    } catch (e) {
-      log.warn({ err: e, link: l.name, ifindex: l.index }, 'cannot check link for a stale filter');
-    }
-  };
-  const syncPorts = async () => {
-    const links = await rtnl.links();
-    const now = new Map(links.map((l) => [l.index, l]));
-    for (const ifindex of [...ports.keys()]) {
-      const l = now.get(ifindex);
-      if (l?.master !== bridge.ifindex) forget(ifindex, l !== undefined);
-    }
+  const removeStale = (links: readonly LinkInfo[]) => {
     for (const l of links) {
-      if (l.master === bridge.ifindex) attach(l);
-      else if (!ports.has(l.index)) removeStale(l);
+      if (ports.has(l.index)) continue;
+      try {
+        if (prog.attachedProgId(l.index) === null) continue;
+        prog.detach(l.index);
+        log.info({ port: l.name, ifindex: l.index }, 'removed eBPF observer from a former port');
+      } catch (e) {
+        log.warn(
+          { err: e, link: l.name, ifindex: l.index },
+          'cannot check link for a stale filter',
+        );
+      }
     }
   };
 
@@ -199,7 +191,6 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   };
 
   let reader: EventReader | null = null;
-  let unsubscribe: (() => void) | null = null;
   let timer: NodeJS.Timeout | null = null;
   try {
     // What the kernel already knows counts as reported; changes queued while the agent was
@@ -209,19 +200,6 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     reader = prog.readEvents(onEvents, () =>
       log.error('eBPF event of unexpected size (bpf/arp_observer.h and arp-records.ts differ)'),
     );
-    unsubscribe = rtnl.subscribe(
-      ['LINK'],
-      (e) => {
-        if (e.type !== 'link') return;
-        if (!e.deleted && e.link.master === bridge.ifindex) attach(e.link);
-        else if (ports.has(e.link.index)) forget(e.link.index, !e.deleted);
-      },
-      () => {
-        metrics.resyncs.inc({ source: 'bpf-ports' });
-        syncPorts().catch((err: unknown) => log.error({ err }, 'cannot re-dump bridge ports'));
-      },
-    );
-    await syncPorts();
     timer = setInterval(() => {
       try {
         refreshStats();
@@ -231,16 +209,11 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     }, opts.statsIntervalMs ?? 5000);
     timer.unref();
   } catch (e) {
-    unsubscribe?.();
     reader?.close();
-    for (const ifindex of ports.keys()) prog.detach(ifindex);
     prog.close();
     throw e;
   }
-  log.info(
-    { ports: ports.size, pinDir: opts.pinDir, progId: prog.runStats().id },
-    'eBPF observer running',
-  );
+  log.info({ pinDir: opts.pinDir, progId: prog.runStats().id }, 'eBPF observer running');
 
   const source: LiveSource = {
     name: 'bpf',
@@ -267,6 +240,11 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
 
   return {
     source,
+    bridgeListener: {
+      portUp: (port) => attach(port),
+      portGone: (ifindex) => forget(ifindex),
+    },
+    removeStale,
     ports: () => new Map(ports),
     runStats: () => prog.runStats(),
     refreshStats,
@@ -274,7 +252,6 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
       if (closed) return;
       closed = true;
       if (timer) clearInterval(timer);
-      unsubscribe?.();
       reader?.close();
       prog.close();
     },

@@ -179,4 +179,9 @@ export class NeighbourTables {
   portsOf(mac: string): number[] {
     return [...(this.#fdb.get(mac) ?? [])];
   }
+
+  /** The MAC the ARP table holds for an address, or null (unknown or unresolved). */
+  macOf(ip: string): string | null {
+    return this.#arp.get(ip)?.mac ?? null;
+  }
 }

@@ -3,15 +3,16 @@
  * the rtnetlink adapter (a full dump on the dump socket, then NEIGH notifications on the event
  * socket; a fresh dump whenever the kernel dropped notifications). It is a `LiveSource` for the
  * allocator and the reconciler, and emits `Observation`s for anyone listening (the detector).
+ * It follows the bridge (`setBridge` for each instance): each new instance starts from a fresh
+ * dump, and while the bridge is absent nothing is live.
  *
  * @example
- * const nb = await NeighbourObserver.start({ rtnl, bridge: 4, subnet, log });
+ * const nb = NeighbourObserver.start({ rtnl, subnet, log });
+ * await nb.setBridge(bridge.index);
  * nb.onChange(() => reconciler.kick());
  * const live = await nb.live();
  * nb.close();
  */
-import type { rt } from 'netlink';
-import { BridgewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Subnet } from '../net/ipv4.js';
@@ -19,15 +20,10 @@ import { NeighbourTables, parseNeighbourMessage, toObservation } from './neighbo
 import type { Rtnl, RtnlEvent } from './rtnl.js';
 import type { LiveEvidence, LiveSource, Observation } from './types.js';
 
-const AF_INET = 2;
-const AF_BRIDGE = 7;
-
 /** What the observer needs. */
 export interface NeighbourObserverOptions {
   /** The rtnetlink adapter. */
   readonly rtnl: Rtnl;
-  /** ifindex of the bridge. */
-  readonly bridge: number;
   /** The sandbox subnet (ARP entries outside it are ignored). */
   readonly subnet: Subnet;
   /** Logger. */
@@ -41,47 +37,56 @@ export class NeighbourObserver implements LiveSource {
   /** Name shown in status and findings. */
   readonly name = 'netlink-neigh' as const;
   readonly #opts: NeighbourObserverOptions;
-  readonly #tables: NeighbourTables;
+  /** The current bridge instance's tables, or null while there is none. */
+  #tables: NeighbourTables | null = null;
   readonly #listeners = new Set<(o: Observation) => void>();
   readonly #changeListeners = new Set<() => void>();
   #unsubscribe: (() => void) | null = null;
-  #resyncing: Promise<void> | null = null;
+  #resyncing: { readonly tables: NeighbourTables; readonly done: Promise<void> } | null = null;
 
   private constructor(opts: NeighbourObserverOptions) {
     this.#opts = opts;
-    this.#tables = new NeighbourTables(opts.bridge, opts.subnet);
   }
 
   /**
-   * Subscribes to NEIGH notifications, then dumps both tables (subscribing first means no change
-   * between the dump and the subscription is missed).
-   *
-   * @throws BridgewardError KERNEL_ERROR / MISSING_PRIVILEGE when the dump fails.
+   * Subscribes to NEIGH notifications; the tables are dumped once a bridge is set (subscribing
+   * first means no change between the dump and the subscription is missed).
    */
-  static async start(opts: NeighbourObserverOptions): Promise<NeighbourObserver> {
+  static start(opts: NeighbourObserverOptions): NeighbourObserver {
     const o = new NeighbourObserver(opts);
     o.#unsubscribe = opts.rtnl.subscribe(
       ['NEIGH'],
       (e) => o.#onEvent(e),
       () => o.#onOverrun(),
     );
-    try {
-      await o.resync();
-    } catch (e) {
-      o.close();
-      throw e;
-    }
     return o;
+  }
+
+  /**
+   * Follows bridge `ifindex` from now on (null: none), starting from a fresh dump. Resolves once
+   * the dump is applied.
+   *
+   * @throws BridgewardError KERNEL_ERROR / MISSING_PRIVILEGE when the dump fails.
+   */
+  setBridge(ifindex: number | null): Promise<void> {
+    this.#tables = ifindex === null ? null : new NeighbourTables(ifindex, this.#opts.subnet);
+    this.#changed();
+    return ifindex === null ? Promise.resolve() : this.resync();
   }
 
   /** Addresses live on the bridge right now (from the kept tables, no kernel round trip). */
   async live(): Promise<ReadonlyMap<string, LiveEvidence>> {
-    return this.#tables.live();
+    return this.#tables?.live() ?? new Map();
   }
 
   /** Bridge ports a MAC is currently learned on. */
   portsOf(mac: string): number[] {
-    return this.#tables.portsOf(mac);
+    return this.#tables?.portsOf(mac) ?? [];
+  }
+
+  /** The MAC the bridge's ARP table holds for an address, or null. */
+  macOf(ip: string): string | null {
+    return this.#tables?.macOf(ip) ?? null;
   }
 
   /** Calls `f` with every observation; returns an unsubscribe function. */
@@ -96,12 +101,16 @@ export class NeighbourObserver implements LiveSource {
     return () => this.#changeListeners.delete(f);
   }
 
-  /** Re-reads both tables from the kernel (concurrent calls share one dump). */
+  /** Re-reads both tables from the kernel (concurrent calls for one bridge share one dump). */
   resync(): Promise<void> {
-    this.#resyncing ??= this.#dump().finally(() => {
-      this.#resyncing = null;
+    const tables = this.#tables;
+    if (tables === null) return Promise.resolve();
+    if (this.#resyncing?.tables === tables) return this.#resyncing.done;
+    const done = this.#dump(tables).finally(() => {
+      if (this.#resyncing?.tables === tables) this.#resyncing = null;
     });
-    return this.#resyncing;
+    this.#resyncing = { tables, done };
+    return done;
   }
 
   /** Stops listening. */
@@ -110,21 +119,15 @@ export class NeighbourObserver implements LiveSource {
     this.#unsubscribe = null;
   }
 
-  async #dump(): Promise<void> {
-    const sock = this.#opts.rtnl.socket;
-    let arp: rt.NeighborMessage[];
-    let fdb: rt.NeighborMessage[];
-    try {
-      arp = await sock.getNeighbors({ family: AF_INET });
-      fdb = await sock.getNeighbors({ family: AF_BRIDGE });
-    } catch (e) {
-      throw new BridgewardError('KERNEL_ERROR', `netlink dump neighbours: ${(e as Error).message}`);
-    }
+  async #dump(tables: NeighbourTables): Promise<void> {
+    const arp = await this.#opts.rtnl.neighbours('inet');
+    const fdb = await this.#opts.rtnl.neighbours('bridge');
+    if (this.#tables !== tables) return; // the bridge changed meanwhile: its own dump follows
     const now = Date.now();
-    this.#tables.clear();
+    tables.clear();
     for (const m of [...fdb, ...arp]) {
       const entry = parseNeighbourMessage(m, false, now);
-      if (entry) this.#tables.apply(entry);
+      if (entry) tables.apply(entry);
     }
     this.#changed();
   }
@@ -133,7 +136,7 @@ export class NeighbourObserver implements LiveSource {
     if (e.type !== 'other' || e.message.kind !== 'neighbor') return;
     const now = Date.now();
     const entry = parseNeighbourMessage(e.message, e.deleted, now);
-    if (!entry || !this.#tables.apply(entry)) return;
+    if (!entry || !this.#tables?.apply(entry)) return;
     const obs = toObservation(entry, now);
     if (obs) {
       this.#opts.metrics?.observations.inc({ source: obs.source });

@@ -1,8 +1,9 @@
 /**
  * rtnetlink adapter over the `netlink` package: one socket for dumps and requests, another for
- * event subscriptions (so a dump never interleaves with notifications). When the kernel drops
- * notifications (ENOBUFS) the subscriber is told to re-dump. Turns netlink messages into plain
- * typed records; no policy lives here.
+ * event subscriptions (so a dump never interleaves with notifications). Requests on the dump
+ * socket run one at a time (the kernel answers a second dump on a socket with EBUSY while one is
+ * in progress). When the kernel drops notifications (ENOBUFS) the subscriber is told to re-dump.
+ * Turns netlink messages into plain typed records; no policy lives here.
  *
  * @example
  * const rtnl = openRtnl();
@@ -10,7 +11,7 @@
  * rtnl.close();
  */
 import { createRtNetlink, rt, type NetlinkMessage, type RtNetlinkSocket } from 'netlink';
-import { BridgewardError } from '../errors.js';
+import { BridgewardError, isBridgewardError } from '../errors.js';
 import { formatMac } from '../net/ipv4.js';
 
 /** A network interface as the agent cares about it. */
@@ -49,6 +50,7 @@ export type RtnlEvent =
   | { readonly type: 'other'; readonly deleted: boolean; readonly message: rt.Message };
 
 const AF_INET = 2;
+const AF_BRIDGE = 7;
 /** Receive buffer of the event socket: large, so bursts rarely overrun it (ENOBUFS). */
 const EVENT_RCVBUF = 4 << 20;
 const DUMP_RCVBUF = 1 << 20;
@@ -59,12 +61,15 @@ const IFLA_INFO_KIND = 1;
 export interface Rtnl {
   /** All links. */
   links(): Promise<LinkInfo[]>;
-  /** One link by name, or null when it does not exist. */
-  linkByName(name: string): Promise<LinkInfo | null>;
   /** All IPv4 addresses. */
   addresses(): Promise<AddressInfo[]>;
-  /** Adds an IPv4 address to an interface unless it is already there. */
-  ensureAddress(index: number, ip: string, prefixLength: number): Promise<void>;
+  /** The neighbour table of a family: the ARP table (`inet`) or the bridge FDB (`bridge`). */
+  neighbours(family: 'inet' | 'bridge'): Promise<rt.NeighborMessage[]>;
+  /**
+   * Adds an IPv4 address to an interface. Idempotent: resolves to `exists` when the kernel
+   * already has it (EEXIST), so a concurrent add by someone else is not an error.
+   */
+  addAddress(index: number, ip: string, prefixLength: number): Promise<'added' | 'exists'>;
   /**
    * Subscribes to groups on the event socket. `onEvent` gets every notification; `onOverrun` is
    * called when the kernel dropped notifications (ENOBUFS): the caller must re-dump.
@@ -75,8 +80,6 @@ export interface Rtnl {
     onEvent: (e: RtnlEvent) => void,
     onOverrun: () => void,
   ): () => void;
-  /** The underlying dump socket, for adapters that need other requests (neighbours, FDB). */
-  readonly socket: RtNetlinkSocket;
   /** Closes both sockets. */
   close(): void;
 }
@@ -85,32 +88,46 @@ export interface Rtnl {
 export function openRtnl(): Rtnl {
   const dump = createRtNetlink({ recvBufferSize: DUMP_RCVBUF, sendBufferSize: SOCKET_SNDBUF });
   let events: RtNetlinkSocket | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  /** Runs requests on the dump socket one at a time. */
+  const request = <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const next = queue.then(
+      () => wrap(what, f),
+      () => wrap(what, f),
+    );
+    queue = next.catch(() => undefined);
+    return next;
+  };
   return {
-    socket: dump,
     async links() {
-      const msgs = await wrap('dump links', () => dump.getLinks());
+      const msgs = await request('dump links', () => dump.getLinks());
       return msgs.map(toLink);
     },
-    async linkByName(name) {
-      const all = await this.links();
-      return all.find((l) => l.name === name) ?? null;
-    },
     async addresses() {
-      const msgs = await wrap('dump addresses', () => dump.getAddresses({ family: AF_INET }));
+      const msgs = await request('dump addresses', () => dump.getAddresses({ family: AF_INET }));
       return msgs.flatMap((m) => {
         const a = toAddress(m);
         return a ? [a] : [];
       });
     },
-    async ensureAddress(index, ip, prefixLength) {
-      const have = await this.addresses();
-      if (have.some((a) => a.index === index && a.ip === ip)) return;
+    async addAddress(index, ip, prefixLength) {
       const bytes = Buffer.from(ip.split('.').map(Number));
-      await wrap(`add address ${ip}/${prefixLength}`, () =>
-        dump.newAddress(
-          { family: AF_INET, prefixlen: prefixLength, index },
-          { address: bytes, local: bytes },
-        ),
+      try {
+        await request(`add address ${ip}/${prefixLength}`, () =>
+          dump.newAddress(
+            { family: AF_INET, prefixlen: prefixLength, index },
+            { address: bytes, local: bytes },
+          ),
+        );
+        return 'added';
+      } catch (e) {
+        if (isBridgewardError(e) && e.details?.errno === 'EEXIST') return 'exists';
+        throw e;
+      }
+    },
+    neighbours(family) {
+      return request(`dump ${family === 'inet' ? 'neighbours' : 'bridge FDB'}`, () =>
+        dump.getNeighbors({ family: family === 'inet' ? AF_INET : AF_BRIDGE }),
       );
     },
     subscribe(groups, onEvent, onOverrun) {
@@ -210,17 +227,31 @@ function linkKind(buf: Buffer): string | null {
   return null;
 }
 
+/**
+ * The errno name of a failed netlink request (the `netlink` package reports it only in the
+ * message, as `Request rejected: EEXIST`), or null.
+ *
+ * @example netlinkErrno(new Error('Request rejected: ENODEV')); // 'ENODEV'
+ */
+export function netlinkErrno(e: unknown): string | null {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err.code === 'string') return err.code;
+  return /Request rejected: (E[A-Z0-9]+)/.exec(err.message ?? '')?.[1] ?? null;
+}
+
 async function wrap<T>(what: string, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EPERM' || err.code === 'EACCES') {
+    const errno = netlinkErrno(e);
+    const message = (e as Error).message;
+    if (errno === 'EPERM' || errno === 'EACCES') {
       throw new BridgewardError(
         'MISSING_PRIVILEGE',
-        `netlink ${what}: ${err.message} (needs CAP_NET_ADMIN)`,
+        `netlink ${what}: ${message} (needs CAP_NET_ADMIN)`,
+        { errno },
       );
     }
-    throw new BridgewardError('KERNEL_ERROR', `netlink ${what}: ${err.message}`);
+    throw new BridgewardError('KERNEL_ERROR', `netlink ${what}: ${message}`, { errno });
   }
 }

@@ -238,15 +238,15 @@ class EtcdStore implements LeaseStore {
 
   bind(
     sandbox: string,
-    binding: { mac?: string; ifindex?: number; ifname?: string },
+    binding: { mac?: string; ifindex?: number | null; ifname?: string | null },
     at: Date,
   ): Promise<Lease> {
     return this.#mutate('bind', async (tx) => {
       const row = await this.#mustLease(tx, sandbox);
       const next = {
         mac: binding.mac ?? row.mac,
-        ifindex: binding.ifindex ?? row.ifindex,
-        ifname: binding.ifname ?? row.ifname,
+        ifindex: binding.ifindex === undefined ? row.ifindex : binding.ifindex,
+        ifname: binding.ifname === undefined ? row.ifname : binding.ifname,
       };
       if (next.mac === row.mac && next.ifindex === row.ifindex && next.ifname === row.ifname) {
         return toLease(row);

@@ -179,10 +179,13 @@ export interface LeaseStore {
    */
   release(sandbox: string, at: Date, detail?: Record<string, unknown>): Promise<Lease>;
 
-  /** Records the MAC and/or port of a sandbox's lease once observed. Returns the updated lease. */
+  /**
+   * Records the MAC and/or port of a sandbox's lease once observed; `null` ends a port binding
+   * (its port left the bridge). Returns the updated lease.
+   */
   bind(
     sandbox: string,
-    binding: { mac?: string; ifindex?: number; ifname?: string },
+    binding: { mac?: string; ifindex?: number | null; ifname?: string | null },
     at: Date,
   ): Promise<Lease>;
 

@@ -87,6 +87,7 @@ export class Testbed {
   readonly prefixLength: number;
   readonly #namespaces: string[] = [];
   readonly #sandboxes: Sandbox[] = [];
+  #reattached = 0;
 
   private constructor(id: string, opts: TestbedOptions) {
     const s = parseCidr(opts.subnet);
@@ -120,6 +121,45 @@ export class Testbed {
     await this.ip(['link', 'set', this.bridge, 'up']);
   }
 
+  /**
+   * Creates the bridge the way a runtime does, racing the agent: add it, assign the gateway,
+   * bring it up, three `ip` calls in a row. The gateway add may find the agent's address already
+   * there (EEXIST); that is the runtime's benign race, not an error.
+   */
+  async createBridgeAsRuntime(prefixLength = this.prefixLength): Promise<void> {
+    await this.ip(['link', 'add', this.bridge, 'type', 'bridge']);
+    await run(['ip', 'addr', 'add', `${this.gateway}/${prefixLength}`, 'dev', this.bridge], {
+      netns: this.runnerNs,
+      check: false,
+    });
+    await this.ip(['link', 'set', this.bridge, 'up']);
+  }
+
+  /** Deletes the bridge (its ports stay, detached), as a runtime resetting its network does. */
+  async deleteBridge(): Promise<void> {
+    await this.ip(['link', 'del', this.bridge]);
+  }
+
+  /** Deletes a sandbox's veth pair; its namespace (the running sandbox) stays. */
+  async detachSandbox(s: Sandbox): Promise<void> {
+    await run(['ip', 'link', 'del', s.hostIf], { netns: this.runnerNs, check: false });
+  }
+
+  /**
+   * Attaches a running sandbox again on a new veth pair (a new port of the bridge, with a new
+   * name and ifindex), with its MAC and `ip` (default: the address it was created with): what a
+   * runtime does for its surviving sandboxes after recreating the bridge. Returns the sandbox as
+   * it is now.
+   */
+  async reattachSandbox(s: Sandbox, ip: string | null = s.ip): Promise<Sandbox> {
+    const hostIf = `${s.hostIf.slice(0, 12)}r${++this.#reattached}`.slice(0, 15);
+    const hostIfindex = await this.#attach(s.netns, hostIf, s.mac);
+    if (ip) await this.setSandboxIp(s.netns, ip);
+    const now: Sandbox = { ...s, hostIf, hostIfindex, ip };
+    this.#sandboxes[this.#sandboxes.indexOf(s)] = now;
+    return now;
+  }
+
   /** Runs `ip ARGS` in the runner namespace. */
   ip(args: readonly string[]): Promise<RunResult> {
     return run(['ip', ...args], { netns: this.runnerNs });
@@ -148,23 +188,22 @@ export class Testbed {
       opts.mac ??
       `02:${id.slice(0, 2)}:${id.slice(2, 4)}:${id.slice(4, 6)}:${hex2(n >> 8)}:${hex2(n)}`;
     await this.#addNetns(netns);
+    const hostIfindex = await this.#attach(netns, hostIf, mac);
+    if (opts.ip) await this.setSandboxIp(netns, opts.ip);
+    const sandbox: Sandbox = { name, netns, hostIf, hostIfindex, mac, ip: opts.ip ?? null };
+    this.#sandboxes.push(sandbox);
+    return sandbox;
+  }
+
+  /** A veth pair: `hostIf` on the bridge, `eth0` with `mac` in `netns`; resolves to hostIf's ifindex. */
+  async #attach(netns: string, hostIf: string, mac: string): Promise<number> {
     await this.ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
     await this.ip(['link', 'set', hostIf, 'master', this.bridge]);
     await this.ip(['link', 'set', hostIf, 'up']);
     await run(['ip', 'link', 'set', 'eth0', 'address', mac], { netns });
     await run(['ip', 'link', 'set', 'eth0', 'up'], { netns });
-    if (opts.ip) await this.setSandboxIp(netns, opts.ip);
     const idx = await this.ip(['-o', 'link', 'show', hostIf]);
-    const sandbox: Sandbox = {
-      name,
-      netns,
-      hostIf,
-      hostIfindex: Number(idx.stdout.split(':')[0]),
-      mac,
-      ip: opts.ip ?? null,
-    };
-    this.#sandboxes.push(sandbox);
-    return sandbox;
+    return Number(idx.stdout.split(':')[0]);
   }
 
   /** Configures `eth0` of a sandbox namespace with an address and a default route. */

@@ -1,5 +1,6 @@
 /**
- * Runs the eBPF observer (and serves probes) inside a network namespace for the integration
+ * Runs the eBPF observer, following the bridge's ports through the bridge lifecycle (and serves
+ * probes), inside a network namespace for the integration
  * tests: `ip netns exec NS node bpf-observer-child.js BRIDGE PIN_DIR|-`. Writes JSON lines to
  * stdout: `{type:'ready', bridge}`, `{type:'obs', obs}` per observation, `{type:'reply', id,
  * data}` per command. Reads commands as JSON lines on stdin: `{id, cmd: 'live'|'ports'|'stats'|
@@ -14,24 +15,26 @@ import { createMetrics } from '../../src/metrics.js';
 import { openRtnl } from '../../src/observe/rtnl.js';
 import { startBpfObserver } from '../../src/observe/bpf-observer.js';
 import { probeAddress } from '../../src/observe/arp-probe.js';
+import { BridgeLifecycle } from '../../src/bridge/lifecycle.js';
 
 const [bridgeName = 'rt0', pinArg = '-'] = process.argv.slice(2);
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const log = createLogger('info', process.stderr);
 const metrics = createMetrics();
 const rtnl = openRtnl();
-const bridge = await rtnl.linkByName(bridgeName);
+const lifecycle = await BridgeLifecycle.start({ rtnl, name: bridgeName, log, metrics });
+const bridge = lifecycle.current();
 if (!bridge?.mac) throw new Error(`no bridge ${bridgeName}`);
 let probeMalformed = 0;
 const observer = await startBpfObserver({
-  bridge: { ifindex: bridge.index },
   pinDir: pinArg === '-' ? null : pinArg,
-  rtnl,
   log,
   metrics,
   onObservation: (obs) => out({ type: 'obs', obs }),
   statsIntervalMs: 60_000,
 });
+observer.removeStale(await rtnl.links());
+lifecycle.listen(observer.bridgeListener);
 out({ type: 'ready', bridge: { index: bridge.index, mac: bridge.mac } });
 
 type Command = { id: number; cmd: string; ip?: string; timeoutMs?: number };
@@ -60,6 +63,7 @@ const commands: Record<string, (c: Command) => Promise<unknown>> = {
     malformed: probeMalformed,
   }),
   close: async () => {
+    lifecycle.close();
     await observer.close();
     rtnl.close();
     setImmediate(() => process.exit(0));

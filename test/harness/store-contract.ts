@@ -156,6 +156,26 @@ export function storeContract(t: Test, open: () => Promise<LeaseStore>): void {
     await rejectsCode(t, s.bind('zz', { ifindex: 1 }, at(3)), 'UNKNOWN_SANDBOX');
   });
 
+  t.test('a port binding ends with null and keeps the MAC; the next port is bound', async (t) => {
+    const s = await fresh(t);
+    await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: '02:00:00:00:00:0a', at: at(0) });
+    await s.bind('a', { ifindex: 7, ifname: 'veth7' }, at(1));
+    const gone = await s.bind('a', { ifindex: null, ifname: null }, at(2));
+    t.match(gone, { mac: '02:00:00:00:00:0a', ifindex: null, ifname: null });
+    t.match(await s.leaseBySandbox('a'), { ifindex: null, ifname: null });
+    const moved = await s.bind('a', { ifindex: 12 }, at(3));
+    t.match(moved, { mac: '02:00:00:00:00:0a', ifindex: 12 });
+    t.same(
+      (await s.history({ sandbox: 'a' })).map((e) => [e.kind, e.detail.ifindex ?? null]),
+      [
+        ['allocated', null],
+        ['bound', 7],
+        ['bound', null],
+        ['bound', 12],
+      ],
+    );
+  });
+
   t.test('history: filters, limit keeps the newest, oldest first', async (t) => {
     const s = await fresh(t);
     for (let i = 0; i < 5; i++) {

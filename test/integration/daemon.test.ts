@@ -1,4 +1,5 @@
 // The daemon in a real runner namespace: start, status, bad flags, waiting for the bridge, SIGTERM.
+// The bridge's later life (deleted, recreated, renamed) is in bridge-lifecycle.test.ts.
 import t from 'tap';
 import { Testbed } from '../../src/testbed/testbed.js';
 import { AgentProcess } from '../../src/testbed/agent-process.js';
@@ -38,7 +39,7 @@ t.test(
   },
 );
 
-t.test('waits for a missing bridge and proceeds when it appears', async (t) => {
+t.test('serves while the bridge is missing and sets it up when it appears', async (t) => {
   const bed = await Testbed.create({ subnet: SUBNET, bridge: false });
   const agent = AgentProcess.start(bed, { subnet: SUBNET });
   t.teardown(async () => {
@@ -47,14 +48,17 @@ t.test('waits for a missing bridge and proceeds when it appears', async (t) => {
   });
   const waiting = await agent.waitForLog((l) => /waiting for bridge rt0/.test(l.msg ?? ''));
   t.equal(waiting.bridge, 'rt0', 'says which bridge it waits for');
-  t.notOk(
-    agent.logs.some((l) => l.msg === 'ready'),
-    'not ready before the bridge exists',
-  );
-  await bed.createBridge();
   await agent.ready();
+  const absent = await agent.json<AgentStatus>(['status']);
+  t.match(absent.bridge, { name: 'rt0', state: 'absent', ifindex: null });
+  const table = await agent.cli(['status']);
+  t.match(table.stdout, /^bridge\.detail: bridge rt0 is not present$/m, 'human-readable status');
+  await bed.createBridge();
+  const up = await agent.waitForLog((l) => l.msg === 'bridge up');
   const status = await agent.json<AgentStatus>(['status']);
-  t.equal(status.bridge.name, 'rt0');
+  t.match(status.bridge, { name: 'rt0', state: 'present', ifindex: up.ifindex });
+  const addr = await bed.ip(['-o', '-4', 'addr', 'show', 'dev', 'rt0']);
+  t.match(addr.stdout, /inet 10\.8\.64\.1\/24/, 'gateway address on the bridge');
   t.equal((await agent.stop('SIGINT')).code, 0, 'SIGINT exits 0 too');
 });
 
@@ -69,18 +73,6 @@ t.test('SIGTERM while waiting for the bridge exits 0', async (t) => {
   const stopped = await agent.stop('SIGTERM');
   t.equal(stopped.code, 0);
   t.ok(stopped.ms < 2000, `stopped in ${stopped.ms} ms`);
-});
-
-t.test('a non-bridge link with the bridge name is refused', async (t) => {
-  const bed = await Testbed.create({ subnet: SUBNET, bridge: false });
-  await bed.ip(['link', 'add', 'rt0', 'type', 'veth', 'peer', 'name', 'rt0peer']);
-  const agent = AgentProcess.start(bed, { subnet: SUBNET });
-  t.teardown(async () => {
-    await agent.cleanup();
-    await bed.destroy();
-  });
-  t.not(await agent.exited(), 0);
-  t.match(agent.stderr, /rt0 exists but is a veth link, not a bridge/);
 });
 
 t.test('bad flags are rejected with precise messages and exit 2', async (t) => {

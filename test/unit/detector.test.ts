@@ -313,3 +313,45 @@ t.test('a flood of spoofed MACs stays bounded', async (t) => {
   t.equal(unleased?.macs.length, 32);
   t.equal(dup?.lastSeen, new Date(4999).toISOString(), 'still tracking the newest claims');
 });
+
+t.test(
+  'a bridge recreated: a lease bound to a port that left still fits its MAC on a new port',
+  async (t) => {
+    const d = detector();
+    const leases = indexLeases([lease('app-a', '10.8.64.2', A, PA)]);
+    t.same(d.observe(arp('10.8.64.2', A, PA, 1000), leases), [], 'the holder on its port');
+    d.portGone(PA, 2000, leases);
+    d.portGone(PB, 2000, leases);
+    d.portGone(PC, 2000, leases);
+    d.setBridge(20, '02:00:00:00:00:20');
+    const PD = 21;
+    const PE = 22;
+    d.portUp(PD, 'vethd');
+    d.portUp(PE, 'vethe');
+    t.same(
+      d.observe(arp('10.8.64.2', A, PD, 3000), leases),
+      [],
+      'the same sandbox re-attached on a new veth: no finding, though the store still names port 7',
+    );
+    t.same(
+      d.observe(arp('10.8.64.9', '02:00:00:00:00:20', PD, 3000), leases),
+      [],
+      "the new bridge's MAC is the host's",
+    );
+    t.same(
+      kinds(d.observe(arp('10.8.64.2', B, PE, 3500), leases)),
+      ['raised duplicate-ip', 'raised lease-mismatch'],
+      'a rogue on another new port taking the address is still a duplicate',
+    );
+    t.same(
+      kinds(
+        detector().observe(
+          arp('10.8.64.2', A, PB, 1000),
+          indexLeases([lease('x', '10.8.64.2', A, PA)]),
+        ),
+      ),
+      ['raised lease-mismatch'],
+      'while its port is on the bridge, the binding counts',
+    );
+  },
+);

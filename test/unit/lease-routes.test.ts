@@ -11,17 +11,20 @@ import { IpamService } from '../../src/ipam/service.js';
 import { Reconciler } from '../../src/ipam/reconciler.js';
 import { parseCidr } from '../../src/net/ipv4.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { BridgewardError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bw-routes-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const log = pino({ level: 'silent' });
 let n = 0;
 
-function setup(t: Test, subnet = '10.8.64.0/29') {
+function setup(t: Test, subnet = '10.8.64.0/29', gate?: { require(): unknown }) {
   const store = openSqliteStore(join(dir, `r${n++}.db`));
   const pool = { subnet: parseCidr(subnet), gateway: '10.8.64.1', cooldownMs: 0 };
-  const ipam = new IpamService({ store, pool, log });
-  const reconciler = new Reconciler({ ipam, store, log });
+  const ipam = new IpamService({ store, pool, log, ...(gate ? { bridge: gate } : {}) });
+  // No bridge in this process: the reconciler sees an empty wire.
+  const bridge = { current: () => null, ports: () => new Map<number, string>() };
+  const reconciler = new Reconciler({ ipam, store, bridge, log });
   const app = buildApi(log, [leaseRoutes({ ipam, store, reconciler })]);
   t.teardown(async () => {
     await app.close();
@@ -115,3 +118,51 @@ t.test('a closed store answers 503 STORE_UNAVAILABLE', async (t) => {
   t.equal(r.statusCode, 503);
   t.equal(r.json().error, 'STORE_UNAVAILABLE');
 });
+
+t.test(
+  'while the bridge is absent: 503 BRIDGE_ABSENT for a new address, retryable; an existing lease is answered',
+  async (t) => {
+    let absent = false;
+    const bridge = {
+      require() {
+        if (absent)
+          throw new BridgewardError('BRIDGE_ABSENT', 'bridge rt0 is not present (deleted)', {
+            retryable: true,
+          });
+        return null;
+      },
+    };
+    const { app } = setup(t, '10.8.64.0/29', bridge);
+    const first = await app.inject({
+      method: 'POST',
+      url: '/v1/leases',
+      payload: { sandbox: 'a' },
+    });
+    t.equal(first.statusCode, 200);
+    absent = true;
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/leases',
+      payload: { sandbox: 'b' },
+    });
+    t.equal(refused.statusCode, 503);
+    t.same(refused.json(), {
+      error: 'BRIDGE_ABSENT',
+      message: 'bridge rt0 is not present (deleted)',
+      details: { retryable: true },
+    });
+    const again = await app.inject({
+      method: 'POST',
+      url: '/v1/leases',
+      payload: { sandbox: 'a' },
+    });
+    t.equal(again.statusCode, 200, 'the runtime asking again for an existing lease gets it');
+    t.match(again.json(), { sandbox: 'a', ip: first.json<{ ip: string }>().ip, existing: true });
+    const list = await app.inject({ method: 'GET', url: '/v1/leases' });
+    t.same(
+      list.json<{ sandbox: string }[]>().map((l) => l.sandbox),
+      ['a'],
+      'nothing was allocated for b',
+    );
+  },
+);

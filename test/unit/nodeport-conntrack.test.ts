@@ -54,21 +54,40 @@ t.test('a removed mapping only drops flows to its old backend', async (t) => {
   t.same(staleFlows(parseConntrack(DUMP), { removed: [], added: [], local: new Set() }), []);
 });
 
-t.test('hairpin ports: from the bound port, the MAC, or the neighbour entry', async (t) => {
-  const fdb = [
-    { mac: '02:00:00:00:00:02', ifname: 'veth2' },
-    { mac: '02:00:00:00:00:03', ifname: 'veth3' },
-  ];
-  const got = hairpinPorts(
-    [
-      { ip: '10.8.64.1', mac: null, ifname: 'veth1' },
-      { ip: '10.8.64.2', mac: '02:00:00:00:00:02', ifname: null },
-      { ip: '10.8.64.3', mac: null, ifname: null },
-      { ip: '10.8.64.4', mac: null, ifname: null },
-    ],
-    fdb,
-    new Map([['10.8.64.3', '02:00:00:00:00:03']]),
-  );
-  t.same([...got.ports], ['veth1', 'veth2', 'veth3']);
-  t.same(got.unresolved, ['10.8.64.4']);
-});
+t.test(
+  'hairpin ports: the bound port while on the bridge, else the MAC (lease or neighbour) in the FDB',
+  async (t) => {
+    const view = {
+      ports: () =>
+        new Map([
+          [11, 'veth1'],
+          [12, 'veth2'],
+          [13, 'veth3'],
+        ]),
+      portsOf: (mac: string) =>
+        ({ '02:00:00:00:00:02': [12], '02:00:00:00:00:03': [13], '02:00:00:00:00:05': [99] })[
+          mac
+        ] ?? [],
+      macOf: (ip: string) => (ip === '10.8.64.3' ? '02:00:00:00:00:03' : null),
+    };
+    const got = hairpinPorts(
+      [
+        { ip: '10.8.64.1', mac: null, ifindex: 11 },
+        { ip: '10.8.64.2', mac: '02:00:00:00:00:02', ifindex: 7 }, // port 7 left the bridge
+        { ip: '10.8.64.3', mac: null, ifindex: null },
+        { ip: '10.8.64.4', mac: null, ifindex: null },
+        { ip: '10.8.64.5', mac: '02:00:00:00:00:05', ifindex: null }, // learned on another bridge
+      ],
+      view,
+    );
+    t.same(
+      [...got.found],
+      [
+        [11, '10.8.64.1'],
+        [12, '10.8.64.2'],
+        [13, '10.8.64.3'],
+      ],
+    );
+    t.same(got.unresolved, ['10.8.64.4', '10.8.64.5']);
+  },
+);

@@ -37,6 +37,7 @@ function input(over: Partial<ReconcileInput>): ReconcileInput {
     pool,
     snapshot: { leases: [], cooling: [], quarantine: [], cursor: null },
     live: new Map(),
+    ports: new Set([5]),
     declared: null,
     counters: NO_COUNTERS,
     missThreshold: 3,
@@ -178,11 +179,57 @@ t.test('binds a MAC and port from unambiguous evidence only', async (t) => {
     ['10.8.64.4', ev('10.8.64.4', ['02:00:00:00:00:01'], [7])],
     ['10.8.64.5', ev('10.8.64.5', ['02:00:00:00:00:01', '02:00:00:00:00:02'], [7])],
   ]);
-  t.same(planReconcile(input({ snapshot, live })).bind, [
+  t.same(planReconcile(input({ snapshot, live, ports: new Set([7]) })).bind, [
     { sandbox: 'a', mac: '02:00:00:00:00:0a' },
     { sandbox: 'b', mac: '02:00:00:00:00:01', ifindex: 7 },
   ]);
+  t.same(
+    planReconcile(input({ snapshot, live, ports: new Set([5]) })).bind,
+    [{ sandbox: 'a', mac: '02:00:00:00:00:0a' }],
+    'a port that is not on the bridge is never bound',
+  );
 });
+
+t.test(
+  'a port binding ends when its port left the bridge; the same MAC on a new port is bound there',
+  async (t) => {
+    const bound = (sandbox: string, ip: string, mac: string | null, ifindex: number): Lease => ({
+      ...lease(sandbox, ip, mac),
+      ifindex,
+    });
+    const snapshot = {
+      leases: [
+        bound('back', '10.8.64.2', '02:00:00:00:00:02', 3), // re-attached on port 8
+        bound('quiet', '10.8.64.3', '02:00:00:00:00:03', 4), // not seen since its port went
+        bound('stays', '10.8.64.4', '02:00:00:00:00:04', 5), // its port is still there
+        bound('imposter', '10.8.64.6', '02:00:00:00:00:06', 6), // another MAC on its address
+      ],
+      cooling: [],
+      quarantine: [],
+      cursor: null,
+    };
+    const live = new Map([
+      ['10.8.64.2', ev('10.8.64.2', ['02:00:00:00:00:02'], [8])],
+      ['10.8.64.4', ev('10.8.64.4', ['02:00:00:00:00:04'], [5])],
+      ['10.8.64.6', ev('10.8.64.6', ['02:00:00:00:00:99'], [9])],
+    ]);
+    const plan = planReconcile(input({ snapshot, live, ports: new Set([5, 8, 9]) }));
+    t.same(plan.bind, [{ sandbox: 'back', mac: '02:00:00:00:00:02', ifindex: 8 }]);
+    t.same(plan.unbind, [
+      { sandbox: 'quiet', ifindex: 4 },
+      { sandbox: 'imposter', ifindex: 6 },
+    ]);
+    const gone = planReconcile(
+      input({ snapshot, live: new Map(), ports: new Set(), count: false }),
+    );
+    t.same(
+      gone.unbind.map((u) => u.sandbox),
+      ['back', 'quiet', 'stays', 'imposter'],
+      'the bridge is absent: every port binding ends',
+    );
+    t.same([gone.bind, gone.reap, gone.reserve], [[], [], []], 'and nothing else happens');
+  },
+);
 
 t.test(
   "with a shared store, only this node's leases are reaped and quarantines lifted",
