@@ -1,13 +1,16 @@
 /**
  * `bridgeward doctor`: checks this host for what the agent needs (kernel, BTF, bpffs, nftables,
- * tc/clsact, privileges, sysctls on the bridge) and says how to fix what is missing.
+ * tc/clsact, privileges, the bridge and its sysctls) and, when an agent answers on the socket,
+ * whether it follows the bridge that is there now; says how to fix what is missing.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { AgentStatus } from '../api/status-routes.js';
+import { callAgent } from './call.js';
 import si from 'systeminformation';
 import { loadNative } from '../native.js';
 import { readCapabilities, probeFeatures } from '../preflight.js';
 import { run } from '../exec.js';
-import { parseVerbArgs, resolveOutput } from './args.js';
+import { parseVerbArgs, resolveOutput, resolveSocket } from './args.js';
 import { printResult } from './output.js';
 import type { Verb } from './verb.js';
 
@@ -50,6 +53,17 @@ function sysctlPath(bridge: string, key: string): string {
   return `/proc/sys/net/ipv4/conf/${bridge}/${key}`;
 }
 
+/** What the link named `bridge` is on this host, read from sysfs. */
+export function bridgeOnHost(bridge: string): {
+  state: 'present' | 'absent' | 'not-a-bridge';
+  ifindex: number | null;
+} {
+  const dir = `/sys/class/net/${bridge}`;
+  if (!existsSync(dir)) return { state: 'absent', ifindex: null };
+  const ifindex = Number(readFileSync(`${dir}/ifindex`, 'utf8').trim());
+  return { state: existsSync(`${dir}/bridge`) ? 'present' : 'not-a-bridge', ifindex };
+}
+
 async function hasCommand(cmd: string, args: string[]): Promise<boolean> {
   try {
     return (await run([cmd, ...args], { check: false })).code === 0;
@@ -58,8 +72,11 @@ async function hasCommand(cmd: string, args: string[]): Promise<boolean> {
   }
 }
 
-/** Runs every check for a bridge name. */
-export async function runChecks(bridge: string): Promise<Check[]> {
+/** Runs every check for a bridge name; `agent` is the running agent's status when it answers. */
+export async function runChecks(
+  bridge: string,
+  agent: AgentStatus | null = null,
+): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (
     check: string,
@@ -137,12 +154,19 @@ export async function runChecks(bridge: string): Promise<Check[]> {
     tc ? 'tc present, qdisc scheduler available' : 'tc missing',
     'apt-get install iproute2',
   );
-  const present = existsSync(`/sys/class/net/${bridge}`);
+  const host = bridgeOnHost(bridge);
+  const present = host.state === 'present';
   add(
     `bridge ${bridge}`,
     present,
-    present ? 'exists' : 'not found (the agent waits for it)',
-    `create it: ip link add ${bridge} type bridge`,
+    present
+      ? `present (ifindex ${host.ifindex})`
+      : host.state === 'absent'
+        ? 'not found (the agent waits for it)'
+        : `${bridge} exists but is not a bridge (the agent waits for a bridge of that name)`,
+    host.state === 'absent'
+      ? `create it: ip link add ${bridge} type bridge`
+      : `free the name: ip link del ${bridge}; then ip link add ${bridge} type bridge`,
     'warn',
   );
   if (present) {
@@ -157,6 +181,18 @@ export async function runChecks(bridge: string): Promise<Check[]> {
       );
     }
   }
+  if (agent) {
+    const followed = agent.bridge.ifindex === host.ifindex && agent.bridge.state === host.state;
+    add(
+      'agent bridge view',
+      followed && present,
+      `the agent sees: ${agent.bridge.detail} since ${agent.bridge.since}`,
+      followed
+        ? `the agent waits for ${bridge}; nothing to do once the runtime creates it`
+        : `the agent's view differs from the host's (${host.state}, ifindex ${host.ifindex}); see its log`,
+      'warn',
+    );
+  }
   return checks;
 }
 
@@ -165,14 +201,22 @@ export const doctorVerbs: Verb[] = [
   {
     words: ['doctor'],
     summary: 'check this host for what the agent needs and say how to fix what is missing',
-    usage: 'bridgeward doctor [--bridge NAME] [-o table|json]',
+    usage: 'bridgeward doctor [--bridge NAME] [--socket PATH] [-o table|json]',
     async run(argv) {
       const { values } = parseVerbArgs(argv, {
         bridge: { type: 'string' },
+        socket: { type: 'string' },
         output: { type: 'string', short: 'o' },
       });
-      const checks = await runChecks(values.bridge ?? 'rt0');
-      printResult(resolveOutput(values.output), checks, [
+      const output = resolveOutput(values.output);
+      // An agent that answers says which bridge it follows; none answering is not a finding here.
+      const agent = await callAgent<AgentStatus>(
+        { socket: resolveSocket(values.socket) },
+        'GET',
+        '/v1/status',
+      ).catch(() => null);
+      const checks = await runChecks(values.bridge ?? agent?.bridge.name ?? 'rt0', agent);
+      printResult(output, checks, [
         ['CHECK', (c) => c.check],
         ['RESULT', (c) => c.result],
         ['DETAIL', (c) => c.detail],
