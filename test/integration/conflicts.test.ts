@@ -164,7 +164,11 @@ t.test('a silent duplicate of a leased address is found by the probe at boot', a
   const again = AgentProcess.start(bed, { subnet: SUBNET }, agent);
   t.teardown(() => again.cleanup());
   await again.ready();
-  const dup = await waitForFinding(again, (f) => f.kind === 'duplicate-ip' && f.ip === lease.ip);
+  // The probe's answers reach the eBPF observer at once and the prober when its window ends.
+  const dup = await waitForFinding(
+    again,
+    (f) => f.kind === 'duplicate-ip' && f.ip === lease.ip && f.sources.includes('probe'),
+  );
   t.same(dup.macs, [leased.mac, silent.mac].sort());
   t.same(dup.ports, [leased.hostIf, silent.hostIf].sort());
   t.same(dup.sandboxes, ['app-l']);
