@@ -130,6 +130,37 @@ async function demoConflict(
   await bed.exec(rogue.netns, ['ip', 'addr', 'flush', 'dev', 'eth0']);
 }
 
+/** The runtime deletes rt0 and every veth, then sets up again: the agent follows. */
+async function demoBridgeRecreated(
+  bed: Testbed,
+  agent: AgentProcess,
+  apps: readonly Sandbox[],
+  ips: readonly string[],
+  identity: { url: string; secret: string },
+): Promise<void> {
+  say('== the runtime restarts: rt0 and every veth deleted, then a new rt0 and new veths');
+  const bridgeLine = async () =>
+    (await agent.cli(['status'])).stdout.split('\n').find((l) => l.startsWith('bridge.detail'));
+  for (const sb of apps) await bed.detachSandbox(sb);
+  await bed.deleteBridge();
+  await agent.waitForLog((l) => /bridge rt0 is not present/.test(l.msg ?? ''));
+  say(`   ${await bridgeLine()}`);
+  const refused = await agent.cli(['lease', 'allocate', '--sandbox', 'app-9']);
+  say(`   lease allocate meanwhile: ${refused.stderr.trim()}`);
+  await bed.createBridgeAsRuntime();
+  const back: Sandbox[] = [];
+  for (const [i, sb] of apps.entries()) back.push(await bed.reattachSandbox(sb, ips[i] ?? null));
+  const ifindex = await bed.bridgeIfindex();
+  await agent.waitForLog((l) => l.msg === 'bridge up' && l.ifindex === ifindex);
+  say(`   ${await bridgeLine()}`);
+  const app2 = back[1] as Sandbox;
+  const later = await agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-9']);
+  say(`   lease allocate now: app-9 gets ${later.ip}; leases, node ports and identities were kept`);
+  say(
+    `   app-2's token on its new veth: ${claimsLine(await fetchToken(bed, app2, identity.url, identity.secret))}`,
+  );
+}
+
 /** Runs the demo scenario; resolves to the exit code. */
 export async function runDemo(subnet: string): Promise<number> {
   say(`== creating a throw-away runner namespace with bridge rt0 and subnet ${subnet}`);
@@ -164,6 +195,7 @@ export async function runDemo(subnet: string): Promise<number> {
     say(
       `   tcp 6667 is still one element: ${(await agent.json<unknown[]>(['port', 'list'])).length} mapping`,
     );
+    await demoBridgeRecreated(bed, agent, [app1, app2], ips, identity);
 
     say('== stopping the agent with SIGTERM');
     const stopped = await agent.stop('SIGTERM');

@@ -135,6 +135,17 @@ export class Testbed {
     await this.ip(['link', 'set', this.bridge, 'up']);
   }
 
+  /** The bridge's ifindex now (NaN when it does not exist). */
+  async bridgeIfindex(): Promise<number> {
+    const r = await run(['ip', '-j', 'link', 'show', this.bridge], {
+      netns: this.runnerNs,
+      check: false,
+    });
+    return r.code === 0
+      ? ((JSON.parse(r.stdout) as { ifindex: number }[])[0]?.ifindex ?? NaN)
+      : NaN;
+  }
+
   /** Deletes the bridge (its ports stay, detached), as a runtime resetting its network does. */
   async deleteBridge(): Promise<void> {
     await this.ip(['link', 'del', this.bridge]);

@@ -63,12 +63,6 @@ async function metric(bed: Testbed, name: string, labels = ''): Promise<number> 
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-/** The bridge's ifindex as the kernel shows it. */
-async function bridgeIfindex(bed: Testbed): Promise<number> {
-  const r = await bed.ip(['-j', 'link', 'show', bed.bridge]);
-  return (JSON.parse(r.stdout) as { ifindex: number }[])[0]?.ifindex ?? NaN;
-}
-
 /** The IPv4 addresses on the bridge, as `ip/prefix`. */
 async function bridgeAddresses(bed: Testbed): Promise<string[]> {
   const r = await bed.ip(['-j', '-4', 'addr', 'show', 'dev', bed.bridge]);
@@ -145,7 +139,7 @@ t.test(
     const ifindexes: number[] = [];
     for (let cycle = 1; cycle <= 4; cycle++) {
       await bed.createBridgeAsRuntime();
-      const ifindex = await bridgeIfindex(bed);
+      const ifindex = await bed.bridgeIfindex();
       ifindexes.push(ifindex);
       await bridgeUp(agent, ifindex);
       t.same(await bridgeAddresses(bed), [`${GATEWAY}/24`], `cycle ${cycle}: the gateway once`);
@@ -241,7 +235,7 @@ t.test(
       '--port',
       '8080',
     ]);
-    const oldIfindex = await bridgeIfindex(bed);
+    const oldIfindex = await bed.bridgeIfindex();
     const oldMac = (await status(agent)).bridge.mac;
     await waitFor(
       'eBPF on the ports',
@@ -270,7 +264,7 @@ t.test(
     t.equal((await agent.json<unknown[]>(['port', 'list'])).length, 1, 'node ports kept');
 
     await bed.createBridgeAsRuntime();
-    const newIfindex = await bridgeIfindex(bed);
+    const newIfindex = await bed.bridgeIfindex();
     t.not(newIfindex, oldIfindex, 'a new bridge instance');
     await bed.detachSandbox(a);
     await bed.detachSandbox(b);
@@ -341,7 +335,7 @@ t.test(
     t.match((await allocate(agent, 'x')).stderr, /rt0 exists but is a veth link, not a bridge/);
     await bed.ip(['link', 'del', 'rt0']);
     await bed.createBridge();
-    const first = await bridgeIfindex(bed);
+    const first = await bed.bridgeIfindex();
     await bridgeUp(agent, first);
     await bed.ip(['link', 'set', 'rt0', 'name', 'rt0old']);
     await waitFor('renamed away', async () => (await status(agent)).bridge.state === 'absent');
@@ -471,7 +465,7 @@ t.test(
         (l) => l.ifindex !== null,
       ),
     );
-    const oldIfindex = await bridgeIfindex(bed);
+    const oldIfindex = await bed.bridgeIfindex();
 
     // The runtime restarts: its bridge and every veth are deleted ...
     for (const sb of sbs) await bed.detachSandbox(sb);
@@ -480,7 +474,7 @@ t.test(
     // A, B and C re-attached on new veths with their MACs and addresses, D never coming back, and
     // a rogue sandbox configured with B's address.
     await bed.createBridgeAsRuntime();
-    const newIfindex = await bridgeIfindex(bed);
+    const newIfindex = await bed.bridgeIfindex();
     const a2 = await bed.reattachSandbox(a, la.ip);
     const b2 = await bed.reattachSandbox(b, lb.ip);
     const c2 = await bed.reattachSandbox(c, lc.ip);
