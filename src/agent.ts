@@ -216,10 +216,12 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     closers.push(() => session.stop());
     await session.settled();
     if (signal.aborted) throw new BridgewardError('NOT_READY', 'stopped while starting');
-    prober
-      ?.probeLeased()
-      .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
-      .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
+    // Leased addresses answering from elsewhere since the last run; nothing to probe without a bridge.
+    if (bridge.current())
+      prober
+        ?.probeLeased()
+        .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
+        .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
 
     const status = (): AgentStatus => ({
       version: VERSION,
