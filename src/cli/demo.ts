@@ -42,18 +42,7 @@ async function demoNodePort(bed: Testbed, agent: AgentProcess, sb: Sandbox): Pro
   const outside = await bed.addOutsideClient();
   const server = await NameServer.start(sb.netns, 'tcp', 8080, 'hello from app-1');
   try {
-    await agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'app-1',
-      '--proto',
-      'tcp',
-      '--host-port',
-      '6667',
-      '--port',
-      '8080',
-    ]);
+    await agent.addPort('app-1', 'tcp', 6667, 8080);
     say((await agent.cli(['port', 'list'])).stdout.trimEnd());
     say(`   runner -> 127.0.0.1:6667: ${await askName(bed.runnerNs, 'tcp', '127.0.0.1', 6667)}`);
     say(

@@ -152,6 +152,27 @@ export class AgentProcess {
     return JSON.parse(r.stdout) as T;
   }
 
+  /** Adds a node port through the CLI, as an operator would (`port add`); returns its view. */
+  addPort(
+    sandbox: string,
+    proto: 'tcp' | 'udp',
+    hostPort: number,
+    port: number,
+  ): Promise<{ addr: string | null }> {
+    return this.json([
+      'port',
+      'add',
+      '--sandbox',
+      sandbox,
+      '--proto',
+      proto,
+      '--host-port',
+      String(hostPort),
+      '--port',
+      String(port),
+    ]);
+  }
+
   /** Kills the process if still running and removes its directory. */
   async cleanup(): Promise<void> {
     if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) {

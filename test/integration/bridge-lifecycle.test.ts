@@ -223,18 +223,7 @@ t.test(
     await bed.setSandboxIp(b.netns, lb.ip);
     const srv = await NameServer.start(a.netns, 'tcp', 8080, 'app-a');
     t.teardown(() => srv.stop());
-    await agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'app-a',
-      '--proto',
-      'tcp',
-      '--host-port',
-      '6667',
-      '--port',
-      '8080',
-    ]);
+    await agent.addPort('app-a', 'tcp', 6667, 8080);
     const oldIfindex = await bed.bridgeIfindex();
     const oldMac = (await status(agent)).bridge.mac;
     await waitFor(
@@ -365,18 +354,7 @@ t.test(
     await bed.setSandboxIp(sb.netns, lease.ip);
     const srv = await NameServer.start(sb.netns, 'tcp', 8080, 'app-h');
     t.teardown(() => srv.stop());
-    await agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'app-h',
-      '--proto',
-      'tcp',
-      '--host-port',
-      '6667',
-      '--port',
-      '8080',
-    ]);
+    await agent.addPort('app-h', 'tcp', 6667, 8080);
     t.notOk(await hairpinOn(bed, sb.hostIf), 'its port is not known at add time');
     const t0 = Date.now();
     await bed.exec(sb.netns, ['arping', '-c1', '-w1', '-I', 'eth0', GATEWAY], { check: false });
@@ -445,18 +423,7 @@ t.test(
     const [la, lb, lc, ld] = leases as [Lease, Lease, Lease, Lease];
     const srv = await NameServer.start(a.netns, 'tcp', 8080, 'app-a');
     t.teardown(() => srv.stop());
-    await agent.json([
-      'port',
-      'add',
-      '--sandbox',
-      'app-a',
-      '--proto',
-      'tcp',
-      '--host-port',
-      '6667',
-      '--port',
-      '8080',
-    ]);
+    await agent.addPort('app-a', 'tcp', 6667, 8080);
     const secretA = await register(agent, 'app-a');
     const secretC = await register(agent, 'app-c');
     t.equal(await tokenStatus(bed, a, secretA), 200, 'A has a token before');

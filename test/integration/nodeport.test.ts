@@ -74,28 +74,6 @@ async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 1
   }
 }
 
-/** `port add` through the CLI, as an operator would. */
-function addPort(
-  agent: AgentProcess,
-  sandbox: string,
-  proto: string,
-  hostPort: string,
-  port: string,
-): Promise<unknown> {
-  return agent.json([
-    'port',
-    'add',
-    '--sandbox',
-    sandbox,
-    '--proto',
-    proto,
-    '--host-port',
-    hostPort,
-    '--port',
-    port,
-  ]);
-}
-
 /** A sandbox namespace with a lease from the agent (the address the allocator chose). */
 async function leasedSandbox(
   r: Pick<Rig, 'bed' | 'agent'>,
@@ -140,18 +118,7 @@ t.test(
       const srv = await NameServer.start(sb.netns, 'tcp', 8080, id);
       t.teardown(() => srv.stop());
       if (prev) await r.agent.json(['port', 'remove', '--proto', 'tcp', '--host-port', '6667']);
-      const view = await r.agent.json<NodePortView>([
-        'port',
-        'add',
-        '--sandbox',
-        id,
-        '--proto',
-        'tcp',
-        '--host-port',
-        '6667',
-        '--port',
-        '8080',
-      ]);
+      const view = await r.agent.addPort(id, 'tcp', 6667, 8080);
       if (view.addr !== sb.ip) failures.push(`cycle ${i}: add answered ${view.addr}`);
       if (prev) {
         await prev.srv.stop();
@@ -191,8 +158,8 @@ t.test(
     const r = await rig(t);
     const a = await leasedSandbox(r, 'a');
     const b = await leasedSandbox(r, 'b');
-    await addPort(r.agent, 'a', 'tcp', '7001', '80');
-    await addPort(r.agent, 'a', 'udp', '7002', '53');
+    await r.agent.addPort('a', 'tcp', 7001, 80);
+    await r.agent.addPort('a', 'udp', 7002, 53);
     t.equal((await r.agent.stop('SIGKILL')).code, null, 'killed');
     // Commits the agent never applied: a moved port, a removed port, a new one.
     const store = openSqliteStore(join(r.agent.stateDir, SQLITE_FILE));
@@ -233,8 +200,8 @@ t.test(
 t.test('drift: flushed table, deleted and edited elements are repaired and counted', async (t) => {
   const r = await rig(t);
   const a = await leasedSandbox(r, 'a');
-  await addPort(r.agent, 'a', 'tcp', '6667', '80');
-  await addPort(r.agent, 'a', 'udp', '6668', '53');
+  await r.agent.addPort('a', 'tcp', 6667, 80);
+  await r.agent.addPort('a', 'udp', 6668, 53);
   const srv = await NameServer.start(a.netns, 'tcp', 80, 'a');
   t.teardown(() => srv.stop());
   const good = await table(r.bed);
@@ -277,7 +244,7 @@ t.test('nft monitor: another process flushing the table is repaired at once', as
   // No periodic read-back during the test: only the monitor can notice the flush.
   const { bed, agent } = await quietAgent(t);
   await leasedSandbox({ bed, agent }, 'a');
-  await addPort(agent, 'a', 'tcp', '6667', '80');
+  await agent.addPort('a', 'tcp', 6667, 80);
   // The monitor has seen one of the agent's own transactions: it is subscribed.
   await agent.waitForLog((l) => l.msg === 'nft monitor is watching the node-port table');
   const good = await table(bed);
@@ -305,12 +272,12 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
   t.teardown(() => sa.stop());
   const sb = await NameServer.start(b.netns, 'udp', 5353, 'b');
   t.teardown(() => sb.stop());
-  await addPort(r.agent, 'a', 'udp', '5300', '5353');
+  await r.agent.addPort('a', 'udp', 5300, 5353);
   const pinger = UdpPinger.start(r.outside.netns, r.outside.runnerIp, 5300, 50);
   t.teardown(() => pinger.stop());
   await waitFor('answers from a', async () => pinger.answers.includes('a'));
   await r.agent.json(['port', 'remove', '--proto', 'udp', '--host-port', '5300']);
-  await addPort(r.agent, 'b', 'udp', '5300', '5353');
+  await r.agent.addPort('b', 'udp', 5300, 5353);
   const mark = pinger.answers.length;
   await waitFor('answers from b', async () => pinger.answers.slice(mark).includes('b'), 5000);
   await new Promise((res) => setTimeout(res, 500));
@@ -326,9 +293,9 @@ t.test('a failed incremental transaction falls back to a full replace', async (t
   // No periodic sweep and no monitor during the test: the API change itself meets the drift.
   const { bed, agent } = await quietAgent(t, { 'nft-monitor': 'off', 'metrics-listen': METRICS });
   const a = await leasedSandbox({ bed, agent }, 'a');
-  const add = (port: string) => addPort(agent, 'a', 'tcp', port, '80');
-  await add('7100');
-  await add('7101');
+  const add = (port: number) => agent.addPort('a', 'tcp', port, 80);
+  await add(7100);
+  await add(7101);
   await run(['nft', 'delete element ip bridgeward nodeports { tcp . 7100 }'], {
     netns: bed.runnerNs,
   });
@@ -347,7 +314,7 @@ t.test('clear errors for bad port requests; nothing changes', async (t) => {
   const r = await rig(t);
   const a = await leasedSandbox(r, 'a');
   await leasedSandbox(r, 'b');
-  await addPort(r.agent, 'a', 'tcp', '8000', '80');
+  await r.agent.addPort('a', 'tcp', 8000, 80);
   const cases: [string[], number, RegExp][] = [
     [
       ['--sandbox', 'b', '--proto', 'tcp', '--host-port', '8000', '--port', '80'],
@@ -411,7 +378,7 @@ t.test('releasing a lease takes its node ports out of the kernel at once', async
   // No periodic sweep during the test: only the release itself can remove the element.
   const { bed, agent } = await quietAgent(t);
   await leasedSandbox({ bed, agent }, 'gone');
-  await addPort(agent, 'gone', 'tcp', '7200', '80');
+  await agent.addPort('gone', 'tcp', 7200, 80);
   t.equal((await table(bed)).elements.length, 1);
   await agent.json(['lease', 'release', '--sandbox', 'gone']);
   await waitFor('the element to go', async () => (await table(bed)).elements.length === 0, 5000);
