@@ -141,6 +141,13 @@ class EtcdStore implements LeaseStore {
     this.#prefix = prefix;
   }
 
+  async revision(): Promise<string> {
+    return this.#read('revision', async () => {
+      const res = await this.#client.get(`${this.#prefix}cursor`).exec();
+      return String(res.header.revision);
+    });
+  }
+
   async snapshot(): Promise<StoreSnapshot> {
     try {
       const leases = await this.#client.getAll().prefix(`${this.#prefix}lease/`).exec();

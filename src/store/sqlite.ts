@@ -199,6 +199,8 @@ class SqliteStore implements LeaseStore {
   readonly #loadRows: () => SnapshotRows;
   /** The snapshot rows, or null until the first snapshot (or after a failed commit). */
   #rows: SnapshotRows | null = null;
+  /** Groups this connection committed (with `PRAGMA data_version`: the store's revision). */
+  #commits = 0;
   /** The row changes of the mutations of the group being committed that succeeded so far. */
   readonly #changes: RowChange[] = [];
   readonly #pending: PendingWrite[] = [];
@@ -502,6 +504,10 @@ class SqliteStore implements LeaseStore {
     });
   }
 
+  async revision(): Promise<string> {
+    return this.#read('revision', () => `${this.#commits}:${this.#q.dataVersion.get() as number}`);
+  }
+
   async listPorts(): Promise<PortMapping[]> {
     return this.#read('list ports', () => this.#q.ports.all().map(toPort));
   }
@@ -628,6 +634,7 @@ class SqliteStore implements LeaseStore {
       for (const m of batch) m.reject(storeError(e, m.what));
       return;
     }
+    this.#commits++;
     const rows = this.#rows;
     if (rows) for (const change of this.#changes) change(rows);
     this.#changes.length = 0;

@@ -221,6 +221,13 @@ export interface LeaseStore {
   /** The declaration last kept for `node`, or null when the runtime never declared one. */
   declaration(node: string | null): Promise<Declaration | null>;
 
+  /**
+   * An opaque token that changes whenever the store's content may have changed (a write by this
+   * agent or by any other writer). Equal tokens mean nothing changed in between: periodic work
+   * derived from the store can skip itself.
+   */
+  revision(): Promise<string>;
+
   /** All node-port mappings. */
   listPorts(): Promise<PortMapping[]>;
 

@@ -143,6 +143,21 @@ export function storeContract(t: Test, open: () => Promise<LeaseStore>): void {
     },
   );
 
+  t.test('revision: moved by every write, not by reads', async (t) => {
+    const s = await fresh(t);
+    const r0 = await s.revision();
+    await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: at(0) });
+    const r1 = await s.revision();
+    t.not(r1, r0, 'a claim moves it');
+    await s.putPort({ proto: 'tcp', hostPort: 7000, sandbox: 'a', port: 80 }, at(1));
+    const r2 = await s.revision();
+    t.not(r2, r1, 'a node port moves it');
+    await s.snapshot();
+    await s.listPorts();
+    await s.leaseBySandbox('a');
+    t.equal(await s.revision(), r2, 'reads do not');
+  });
+
   t.test('bind records the MAC and port once', async (t) => {
     const s = await fresh(t);
     await s.claim({ sandbox: 'a', ip: '10.8.64.2', mac: null, at: at(0) });

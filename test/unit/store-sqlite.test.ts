@@ -95,6 +95,20 @@ t.test('two connections to one file (two processes) never both win an address', 
   );
 });
 
+t.test("another connection's write moves the revision too", async (t) => {
+  const path = join(dir, 'revision.db');
+  const a = openSqliteStore(path);
+  const b = openSqliteStore(path);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const before = await a.revision();
+  t.equal(await a.revision(), before, 'stable while nothing is written');
+  await b.claim({ sandbox: 'x', ip: '10.8.64.2', mac: null, at: new Date() });
+  t.not(await a.revision(), before, 'a write through the other connection');
+});
+
 t.test('snapshots kept in memory match the file after every kind of write', async (t) => {
   const path = join(dir, 'cache.db');
   const a = openSqliteStore(path);
