@@ -216,6 +216,11 @@ export class ConflictDetector {
     return changes;
   }
 
+  /** True when there is nothing for `tick` to expire, re-check or clear (no claims, no findings). */
+  idle(): boolean {
+    return this.#claims.size === 0 && this.#active.size === 0;
+  }
+
   /** Active findings, oldest first. */
   active(): Finding[] {
     return [...this.#active.values()]

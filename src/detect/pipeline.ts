@@ -103,9 +103,11 @@ export class DetectionPipeline {
     this.#push({ type: 'tick', at });
   }
 
-  /** Starts ticking every `tickMs`. */
+  /** Starts ticking every `tickMs` (skipped while the detector holds nothing to expire). */
   start(): void {
-    this.#timer ??= setInterval(() => this.tick(), this.#o.tickMs);
+    this.#timer ??= setInterval(() => {
+      if (!this.#o.detector.idle()) this.tick();
+    }, this.#o.tickMs);
     this.#timer.unref();
   }
 

@@ -355,3 +355,14 @@ t.test(
     );
   },
 );
+
+t.test('idle: nothing for a tick to do until a claim, and again once it cleared', async (t) => {
+  const d = detector();
+  t.ok(d.idle(), 'a new detector');
+  d.observe(arp('10.8.64.7', C, PC, 0), NO_LEASES);
+  t.notOk(d.idle(), 'a claim to expire');
+  d.portGone(PC, 1, NO_LEASES);
+  t.notOk(d.idle(), 'its finding waits out the hold-down');
+  d.tick(10_000, NO_LEASES);
+  t.ok(d.idle(), 'cleared');
+});
