@@ -9,7 +9,6 @@
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { openEtcdStore } from './etcd.js';
 import { openSqliteStore } from './sqlite.js';
 import type { LeaseStore } from './types.js';
 
@@ -31,6 +30,8 @@ export async function openStore(
     log.info({ store: 'sqlite', path }, 'store opened');
     return store;
   }
+  // The etcd client and its gRPC stack (~25 MB resident) load only when etcd is configured.
+  const { openEtcdStore } = await import('./etcd.js');
   const store = await openEtcdStore(cfg.store.endpoints);
   log.info({ store: 'etcd', endpoints: cfg.store.endpoints }, 'store opened');
   return store;
