@@ -29,7 +29,7 @@ import { NodePorts } from './nodeport/node-ports.js';
 import { NftMonitor } from './nodeport/nft-monitor.js';
 import { TABLE_FAMILY, TABLE_NAME } from './nodeport/ruleset.js';
 import { nftBinaryDriver, openNftDriver } from './nodeport/nft-driver.js';
-import { clearConntrack } from './nodeport/conntrack.js';
+import { openConntrack } from './nodeport/conntrack.js';
 import { enableNodePortSysctls } from './nodeport/sysctls.js';
 import { HairpinPorts } from './nodeport/hairpin.js';
 import { reservedPorts } from './nodeport/reserved.js';
@@ -46,6 +46,12 @@ import { eventsRoutes } from './api/events-routes.js';
 import { probeRoutes } from './api/probe-routes.js';
 import { AddressProber } from './detect/prober.js';
 import { VERSION } from './version.js';
+
+/**
+ * How often the node-port table is read back while `nft monitor` reports every foreign change:
+ * a safety net, not the way drift is found (each read-back is an `nft` child process).
+ */
+const NFT_READBACK_SAFETY_MS = 300_000;
 
 /** A running agent. */
 export interface Agent {
@@ -148,6 +154,8 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
     log.info(boot, 'boot reconcile done');
     reconciler.start(cfg.sweepSeconds);
     closers.push(() => reconciler.stop());
+    const conntrack = openConntrack();
+    closers.push(() => conntrack.close());
     const nodePorts = new NodePorts({
       store,
       nft: openNftDriver(),
@@ -156,7 +164,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       table: { bridge: cfg.bridge, subnet: cfg.subnetText },
       metrics,
       log,
-      clearConntrack,
+      clearConntrack: (change) => conntrack.clear(change),
       hairpin: new HairpinPorts({
         ports: () => bridge.ports(),
         portsOf: (mac) => neighbours.portsOf(mac),
@@ -168,18 +176,23 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       nodePorts.hairpinSoon();
     });
     // Watching starts before the first transaction, so the monitor sees this agent's own.
-    if (cfg.nftMonitor) {
-      const monitor = NftMonitor.start({
-        family: TABLE_FAMILY,
-        table: TABLE_NAME,
-        ownPid: process.pid,
-        log,
-        onForeign: () => nodePorts.verifySoon(),
-      });
-      closers.push(() => monitor.stop());
-    }
+    const monitor = cfg.nftMonitor
+      ? NftMonitor.start({
+          family: TABLE_FAMILY,
+          table: TABLE_NAME,
+          ownPid: process.pid,
+          log,
+          onForeign: () => nodePorts.verifySoon(),
+        })
+      : null;
+    if (monitor) closers.push(() => monitor.stop());
     await nodePorts.start();
-    nodePorts.startLoop(cfg.sweepSeconds * 1000);
+    nodePorts.startLoop(
+      cfg.sweepSeconds * 1000,
+      monitor
+        ? { watching: () => monitor.watching(), safetyMs: NFT_READBACK_SAFETY_MS }
+        : undefined,
+    );
     ipam.onReleased(
       (lease) =>
         void nodePorts

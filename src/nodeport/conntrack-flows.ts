@@ -1,6 +1,6 @@
 /**
- * Which conntrack entries a node-port change makes stale. Pure: parses `conntrack -L` text and
- * picks flows to delete.
+ * Which conntrack entries a node-port change makes stale. Pure: picks flows to delete (the
+ * flows come from a ctnetlink dump, `ctnetlink.ts`).
  *
  * - A removed or changed element: flows to its host port whose reply comes from the old backend
  *   (they would keep talking to it; UDP entries never close while a client keeps sending).
@@ -9,8 +9,7 @@
  *   would shadow the new one).
  *
  * @example
- * const flows = parseConntrack(text);
- * staleFlows(flows, { added, removed, local: new Set(['10.255.0.1', '127.0.0.1']) });
+ * staleFlows(await conntrack.flows(), { added, removed, local: new Set(['10.255.0.1', '127.0.0.1']) });
  */
 import { byKey } from './desired.js';
 import { elementKey, type NatElement } from './element.js';
@@ -45,42 +44,42 @@ export interface ElementChange {
   readonly removed: readonly NatElement[];
 }
 
-/**
- * Parses `conntrack -L` lines; lines of other protocols or shapes are skipped.
- *
- * @example
- * parseConntrack('udp 17 29 src=10.255.0.2 dst=10.255.0.1 sport=4100 dport=5300 [UNREPLIED] src=10.8.64.2 dst=10.255.0.2 sport=5353 dport=4100 mark=0 use=1');
- */
-export function parseConntrack(text: string): Flow[] {
-  const flows: Flow[] = [];
-  for (const line of text.split('\n')) {
-    const proto = line.split(/\s+/)[0];
-    if (proto !== 'tcp' && proto !== 'udp') continue;
-    const fields = [...line.matchAll(/\b(src|dst|sport|dport)=(\S+)/g)].map((m) => m[2] ?? '');
-    if (fields.length < 8) continue;
-    const tuple = (i: number): Tuple => ({
-      src: fields[i] ?? '',
-      dst: fields[i + 1] ?? '',
-      sport: Number(fields[i + 2]),
-      dport: Number(fields[i + 3]),
-    });
-    flows.push({ proto, orig: tuple(0), reply: tuple(4) });
-  }
-  return flows;
-}
-
 /** The flows a change makes stale (each at most once). */
 export function staleFlows(
   flows: readonly Flow[],
   change: ElementChange & { readonly local: ReadonlySet<string> },
 ): Flow[] {
-  const removed = byKey(change.removed);
+  const removed = new Map<string, NatElement[]>();
+  for (const e of change.removed)
+    removed.set(elementKey(e), [...(removed.get(elementKey(e)) ?? []), e]);
   const added = byKey(change.added);
   const from = (f: Flow, e: NatElement) => f.reply.src === e.addr && f.reply.sport === e.port;
   return flows.filter((f) => {
     const key = elementKey({ proto: f.proto, hostPort: f.orig.dport });
     const old = removed.get(key);
     const neu = added.get(key);
-    return (old && from(f, old)) || (neu && change.local.has(f.orig.dst) && !from(f, neu));
+    return (
+      (old?.some((o) => from(f, o)) ?? false) ||
+      (neu !== undefined && change.local.has(f.orig.dst) && !from(f, neu))
+    );
   });
+}
+
+/**
+ * One change with the effect of `first` then `then`: every value either removed is gone (its
+ * flows are stale), and a key counts as added with its last added value unless `then` removed
+ * it again. Lets one `conntrack` dump serve a burst of changes.
+ *
+ * @example
+ * mergeChanges({ added: [a1], removed: [] }, { added: [a2], removed: [a1] }); // { added: [a2], removed: [a1] }
+ */
+export function mergeChanges(first: ElementChange, then: ElementChange): ElementChange {
+  const added = byKey(first.added);
+  for (const e of then.removed) {
+    const key = elementKey(e);
+    const was = added.get(key);
+    if (was && was.addr === e.addr && was.port === e.port) added.delete(key);
+  }
+  for (const e of then.added) added.set(elementKey(e), e);
+  return { added: [...added.values()], removed: [...first.removed, ...then.removed] };
 }

@@ -69,6 +69,8 @@ export class HairpinPorts {
   readonly #view: BridgeView;
   /** Ports with hairpin mode on: ifindex -> the backend address it is on for. */
   #on = new Map<number, string>();
+  /** br_netfilter as the last `update` found it (re-read there; `include` is the hot path). */
+  #brNetfilter: boolean | null = null;
 
   /** Manages hairpin on the ports of the bridge `view` shows. */
   constructor(view: BridgeView) {
@@ -82,7 +84,8 @@ export class HairpinPorts {
    * nothing on) while br_netfilter is inactive.
    */
   async update(backends: readonly Backend[]): Promise<string[]> {
-    if (!(await brNetfilterActive())) return [];
+    this.#brNetfilter = await brNetfilterActive();
+    if (!this.#brNetfilter) return [];
     const ports = this.#view.ports();
     const { found, unresolved } = hairpinPorts(backends, this.#view);
     const waiting = new Set(unresolved);
@@ -102,9 +105,12 @@ export class HairpinPorts {
   /**
    * Turns hairpin mode on for one more backend (a node port just added), leaving the others;
    * the next `update` settles the whole set. Resolves to false when its port is not known yet.
+   * Whether br_netfilter is active is taken from the last `update` (a sysctl read per node-port
+   * change would cost more than the rest of it).
    */
   async include(backend: Backend): Promise<boolean> {
-    if (!(await brNetfilterActive())) return true;
+    this.#brNetfilter ??= await brNetfilterActive();
+    if (!this.#brNetfilter) return true;
     const ports = this.#view.ports();
     const { found } = hairpinPorts([backend], this.#view);
     for (const [ifindex, ip] of found) {

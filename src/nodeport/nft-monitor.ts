@@ -58,6 +58,14 @@ export class NftMonitor {
     return m;
   }
 
+  /**
+   * Whether the table is being watched right now: the child runs and has reported the agent's
+   * own first transaction (so it was subscribed before it).
+   */
+  watching(): boolean {
+    return this.#watching && this.#child !== null;
+  }
+
   /** Stops the child and any restart. */
   stop(): void {
     this.#stopped = true;
@@ -89,6 +97,7 @@ export class NftMonitor {
     });
     child.on('close', (code, signal) => {
       this.#child = null;
+      this.#watching = false;
       if (this.#stopped) return;
       this.#log.warn(
         { code, signal, stderr: stderr.trim(), retryMs: this.#restartMs },
@@ -108,6 +117,8 @@ export class NftMonitor {
       }
       return;
     }
+    // A restarted child may see someone else's transaction first: it watches from then on.
+    this.#watching = true;
     if (!b.touchesTable) return;
     this.#log.warn(
       { generation: b.generation, pid: b.pid, comm: b.comm },

@@ -9,14 +9,16 @@
  * - `verify()`: reads the table back; a flushed/edited rule or a missing table means a full
  *   replace, edited elements an incremental repair; each repair is counted and logged.
  *   `verifySoon()` runs one shortly, when `nft monitor` saw another process touch the table.
- * - `add()`/`remove()`/`list()`: the API's operations (store first, then sync).
+ * - `add()`/`remove()`/`list()`: the API's operations (store first, then one transaction for
+ *   that key; the stale conntrack flows it leaves are cleared right after the answer).
  * - `bridgeUp()`: a new bridge instance (its ports start without hairpin): a full `sync()`.
  *   `hairpinSoon()`: the bridge learned where a sandbox is: hairpin for the backends at once.
  *
  * All kernel work is serialised, so a verify never races an apply.
  *
  * @example
- * const np = new NodePorts({ store, nft: openNftDriver(), reader: nftBinaryDriver(), table, metrics, log, clearConntrack, hairpin });
+ * const np = new NodePorts({ store, nft: openNftDriver(), reader: nftBinaryDriver(), table, metrics, log,
+ *   clearConntrack: (c) => conntrack.clear(c), hairpin });
  * await np.start();
  * await np.add({ proto: 'tcp', hostPort: 6667, sandbox: 'app-2', port: 8080 });
  */
@@ -26,7 +28,7 @@ import type { Metrics } from '../metrics.js';
 import type { LeaseStore, PortMapping } from '../store/types.js';
 import { byKey, desiredElements } from './desired.js';
 import { diffElements, isEmptyDiff, renderDiff } from './diff.js';
-import type { ElementChange } from './conntrack-flows.js';
+import { mergeChanges, type ElementChange } from './conntrack-flows.js';
 import type { Backend, HairpinPorts } from './hairpin.js';
 import { elementKey, type NatElement, type Proto } from './element.js';
 import { isNoSuchObject, type NftDriver, type NftDriverKind } from './nft-driver.js';
@@ -62,7 +64,7 @@ export interface NodePortDeps {
   /** The lease store (source of truth). */
   readonly store: Pick<
     LeaseStore,
-    'listPorts' | 'snapshot' | 'putPort' | 'removePort' | 'leaseBySandbox'
+    'listPorts' | 'snapshot' | 'putPort' | 'removePort' | 'leaseBySandbox' | 'revision'
   >;
   /** Runs the transactions (in-process libnftables when available: sub-millisecond). */
   readonly nft: NftDriver;
@@ -90,6 +92,8 @@ export interface NodePortDeps {
 
 /** How long `verifySoon()` gathers further calls before reading the table back. */
 const VERIFY_SOON_MS = 20;
+/** How long stale-flow clean-ups of API changes gather before one conntrack dump serves them. */
+const CLEANUP_DELAY_MS = 50;
 /** How long `hairpinSoon()` gathers a burst of bridge changes before updating hairpin. */
 const HAIRPIN_SOON_MS = 10;
 
@@ -106,6 +110,10 @@ export class NodePorts {
   #ticking = false;
   #verifyTimer: NodeJS.Timeout | null = null;
   #hairpinTimer: NodeJS.Timeout | null = null;
+  /** API changes whose stale flows are not cleared yet, merged. */
+  #pendingCleanup: ElementChange | null = null;
+  /** The running clean-up of API changes, off the request path. */
+  #cleaning: Promise<void> | null = null;
   /** Backends of the node ports as of the last sync or add (for `hairpinSoon`). */
   #backends: Backend[] = [];
   #stopped = false;
@@ -179,10 +187,22 @@ export class NodePorts {
   }
 
   /**
-   * Runs `sync()` then `verify()` every `intervalMs` until `stop()`. A tick that finds the
-   * previous one still running is skipped, counted (resyncs{source="nodeport"}) and logged.
+   * Every `intervalMs` until `stop()`: a `sync()` when the store's revision moved since the last
+   * one (a full diff of every mapping; nothing to do on an idle runner), then a `verify()` (a
+   * read-back through an `nft` child process) unless `watch` says another watcher reports every
+   * foreign change (`nft monitor`): then the read-back runs only once per `watch.safetyMs`, a
+   * safety net. A tick that finds the previous one still running is skipped, counted
+   * (resyncs{source="nodeport"}) and logged.
    */
-  startLoop(intervalMs: number): void {
+  startLoop(intervalMs: number, watch?: { watching(): boolean; safetyMs: number }): void {
+    let lastVerify = Date.now();
+    let synced: string | null = null;
+    const syncIfChanged = async () => {
+      const revision = await this.#d.store.revision(); // read first: later writes sync next time
+      if (revision === synced) return;
+      await this.sync();
+      synced = revision;
+    };
     this.#timer = setInterval(() => {
       if (this.#ticking) {
         this.#d.metrics.resyncs.inc({ source: 'nodeport' });
@@ -190,8 +210,14 @@ export class NodePorts {
         return;
       }
       this.#ticking = true;
-      this.sync()
-        .then(() => this.verify())
+      const readBack =
+        !watch?.watching() || Date.now() - lastVerify >= (watch?.safetyMs ?? intervalMs);
+      syncIfChanged()
+        .then(async () => {
+          if (!readBack) return;
+          lastVerify = Date.now();
+          await this.verify();
+        })
         .catch((e: unknown) => this.#d.log.error({ err: e }, 'node-port reconcile failed'))
         .finally(() => (this.#ticking = false));
     }, intervalMs);
@@ -243,6 +269,7 @@ export class NodePorts {
     this.#verifyTimer = null;
     this.#hairpinTimer = null;
     await this.#queue.catch(() => undefined);
+    await this.#cleaning;
   }
 
   /**
@@ -429,14 +456,42 @@ export class NodePorts {
       this.#d.log.warn({ err: e }, 'node-port transaction failed; replacing the whole table');
       await this.#fullReplace((await this.#desired()).desired);
     }
-    await this.#clearStale(d.remove, d.add);
+    // The mapping is live now; stale flows (a `conntrack` dump and deletes, several ms) are
+    // cleared right after the answer instead of on the request path, a burst of changes with
+    // one dump.
+    this.#cleanupLater({ added: d.add, removed: d.remove });
+  }
+
+  /**
+   * Queues a change's stale-flow clean-up. It runs `CLEANUP_DELAY_MS` after the first change
+   * queued, so a burst of changes shares one conntrack dump (the kernel walks its whole hash
+   * table for every dump: milliseconds, whatever is in it); changes queued while one runs share
+   * the next.
+   */
+  #cleanupLater(change: ElementChange): void {
+    this.#pendingCleanup = this.#pendingCleanup
+      ? mergeChanges(this.#pendingCleanup, change)
+      : change;
+    if (this.#cleaning) return;
+    this.#cleaning = (async () => {
+      while (this.#pendingCleanup) {
+        if (!this.#stopped) await new Promise((r) => setTimeout(r, CLEANUP_DELAY_MS));
+        const next = this.#pendingCleanup;
+        this.#pendingCleanup = null;
+        await this.#clearFlows(next);
+      }
+      this.#cleaning = null;
+    })();
   }
 
   async #clearStale(before: readonly NatElement[], after: readonly NatElement[]): Promise<void> {
     const d = diffElements(before, after);
-    if (isEmptyDiff(d)) return;
+    if (!isEmptyDiff(d)) await this.#clearFlows({ added: d.add, removed: d.remove });
+  }
+
+  async #clearFlows(change: ElementChange): Promise<void> {
     try {
-      const deleted = await this.#d.clearConntrack({ added: d.add, removed: d.remove });
+      const deleted = await this.#d.clearConntrack(change);
       if (deleted > 0) this.#d.log.info({ deleted }, 'cleared stale conntrack entries');
     } catch (e) {
       this.#d.log.warn({ err: e }, 'could not clear conntrack entries of old backends');

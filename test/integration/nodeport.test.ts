@@ -289,6 +289,24 @@ t.test('UDP mapping moved: a client that keeps sending reaches the new backend',
   t.equal(pinger.answers.slice(-1)[0], 'b');
 });
 
+t.test(
+  'a change written to the store by another process reaches the kernel at the next sweep',
+  async (t) => {
+    const r = await rig(t); // sweeps every second
+    await leasedSandbox(r, 'a');
+    await r.agent.addPort('a', 'tcp', 7200, 80);
+    const store = openSqliteStore(join(r.agent.stateDir, SQLITE_FILE));
+    t.teardown(() => store.close());
+    await store.removePort('tcp', 7200, new Date());
+    await store.putPort({ proto: 'tcp', hostPort: 7201, sandbox: 'a', port: 81 }, new Date());
+    await waitFor('the table to follow the store', async () => {
+      const els = (await table(r.bed)).elements.map((e) => `${e.hostPort}:${e.port}`);
+      return els.length === 1 && els[0] === '7201:81';
+    });
+    t.pass('the other writer moved the store revision; the sweep synced the table');
+  },
+);
+
 t.test('a failed incremental transaction falls back to a full replace', async (t) => {
   // No periodic sweep and no monitor during the test: the API change itself meets the drift.
   const { bed, agent } = await quietAgent(t, { 'nft-monitor': 'off', 'metrics-listen': METRICS });

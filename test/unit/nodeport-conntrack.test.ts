@@ -1,6 +1,7 @@
 // Which conntrack flows a node-port change makes stale, and which bridge ports need hairpin.
 import t from 'tap';
-import { parseConntrack, staleFlows } from '../../src/nodeport/conntrack-flows.js';
+import { mergeChanges, staleFlows } from '../../src/nodeport/conntrack-flows.js';
+import { parseConntrack } from '../harness/conntrack-text.js';
 import { hairpinPorts } from '../../src/nodeport/hairpin.js';
 
 const DUMP = [
@@ -89,5 +90,37 @@ t.test(
       ],
     );
     t.same(got.unresolved, ['10.8.64.4', '10.8.64.5']);
+  },
+);
+
+t.test(
+  'a burst of changes merged for one dump: every old value stale, the last new one kept',
+  async (t) => {
+    const e = (hostPort: number, addr: string) => ({
+      proto: 'udp' as const,
+      hostPort,
+      addr,
+      port: 53,
+    });
+    const a = e(5300, '10.8.64.2');
+    const b = e(5300, '10.8.64.3');
+    const c = e(5301, '10.8.64.4');
+    // add a; move to b; add c then remove c again
+    let m = mergeChanges({ added: [a], removed: [] }, { added: [b], removed: [a] });
+    m = mergeChanges(m, { added: [c], removed: [] });
+    m = mergeChanges(m, { added: [], removed: [c] });
+    t.same(m, { added: [b], removed: [a, c] });
+    const flows = parseConntrack(
+      [
+        'udp 17 29 src=10.255.0.2 dst=10.255.0.1 sport=4100 dport=5300 src=10.8.64.2 dst=10.255.0.2 sport=53 dport=4100 mark=0 use=1',
+        'udp 17 29 src=10.255.0.2 dst=10.255.0.1 sport=4101 dport=5300 src=10.8.64.3 dst=10.255.0.2 sport=53 dport=4101 mark=0 use=1',
+        'udp 17 29 src=10.255.0.2 dst=10.255.0.1 sport=4102 dport=5301 src=10.8.64.4 dst=10.255.0.2 sport=53 dport=4102 mark=0 use=1',
+      ].join('\n'),
+    );
+    t.same(
+      staleFlows(flows, { ...m, local: new Set(['10.255.0.1']) }).map((f) => f.orig.sport),
+      [4100, 4102],
+      'flows to a and c go; the flow to b, the value now, stays',
+    );
   },
 );
