@@ -7,12 +7,14 @@ import type { Benchmark } from './benchmark.js';
 import { detectBench } from './detect.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
+import { scaleBench } from './scale.js';
 
 /** Every benchmark by name. Each issue that names one adds it here. */
 export const BENCHMARKS: Record<string, Benchmark> = {
   detect: detectBench,
   ipam: ipamBench,
   nodeport: nodeportBench,
+  scale: scaleBench,
 };
 
 async function main(argv: string[]): Promise<number> {

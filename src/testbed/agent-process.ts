@@ -125,6 +125,11 @@ export class AgentProcess {
     return this.waitForLog((l) => l.msg === 'ready', timeoutMs);
   }
 
+  /** The agent's pid (`ip netns exec` execs the agent in place), or null before it started. */
+  get pid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
   /** Resolves with the exit code once the process is gone. */
   exited(): Promise<number | null> {
     return this.#exit ?? Promise.resolve(null);
