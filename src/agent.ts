@@ -119,8 +119,9 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       : null;
     if (bpf) {
       closers.push(() => bpf.close());
-      bpf.removeStale(await rtnl.links());
+      // Attach to the ports first, so that only former ports lose an attachment.
       bridge.listen(bpf.bridgeListener);
+      bpf.removeStale(await rtnl.links());
     }
     const ipam = new IpamService({
       store,
