@@ -187,7 +187,7 @@ export const detectBench: Benchmark = {
       const stream = openEventStream(agent.socket, (e) => {
         if (e.event !== 'raised') return;
         const f = JSON.parse(e.data) as Finding;
-        if (f.kind === 'duplicate-ip') bridgeward.record(f.ip, nowMs());
+        if (f.kind === 'duplicate-ip' && f.ip) bridgeward.record(f.ip, nowMs());
       });
       cleanups.push(() => stream.close());
 

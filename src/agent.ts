@@ -112,6 +112,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           log: log.child({ component: 'bpf' }),
           metrics,
           onObservation: (o) => detection.pipeline.submit(o),
+          onPortActivity: (a) => detection.pipeline.submitActivity(a),
         }).catch((err: unknown) => {
           log.warn({ err }, 'eBPF observer unavailable; netlink observes alone');
           return null;
