@@ -112,7 +112,8 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           log: log.child({ component: 'bpf' }),
           metrics,
           onObservation: (o) => detection.pipeline.submit(o),
-          onPortActivity: (a) => detection.pipeline.submitActivity(a),
+          onPortActivity: (a) =>
+            detection.pipeline.submitActivity({ ...a, stations: neighbours.macsOn(a.ifindex) }),
         }).catch((err: unknown) => {
           log.warn({ err }, 'eBPF observer unavailable; netlink observes alone');
           return null;

@@ -183,11 +183,11 @@ export class ConflictDetector {
   /**
    * Feeds one reading of a port's ARP counters; returns the `arp-storm` finding raised or
    * updated by it, naming the sandboxes on the port (its lease binding, or a lease's MAC seen
-   * there).
+   * there or among the reading's stations).
    */
   portActivity(a: PortActivity, leases: LeaseIndex): FindingChange[] {
     this.#now = Math.max(this.#now, a.at);
-    return this.#storms.observe(a, this.#ownersOf(a.ifindex, leases));
+    return this.#storms.observe(a, this.#ownersOf(a, leases));
   }
 
   /** Records a bridge port's name (a port joined or was renamed). */
@@ -266,13 +266,19 @@ export class ConflictDetector {
     return [...QUARANTINING_KINDS].some((k) => this.#active.has(`${k} ${ip}`));
   }
 
-  /** The sandboxes on a port: the lease bound to it, and leases whose MAC was seen there. */
-  #ownersOf(ifindex: number, leases: LeaseIndex): PortOwner[] {
+  /**
+   * The sandboxes on a reading's port: the lease bound to it, and leases whose MAC was seen
+   * there or is one of the reading's stations.
+   */
+  #ownersOf(a: PortActivity, leases: LeaseIndex): PortOwner[] {
     const owners = new Map<string, PortOwner>();
-    const bound = leases.byPort.get(ifindex);
+    const bound = leases.byPort.get(a.ifindex);
     if (bound) owners.set(bound.sandbox, { sandbox: bound.sandbox, mac: bound.mac });
+    const stations = new Set(a.stations ?? []);
     for (const [mac, l] of leases.byMac) {
-      if (this.#macPort.get(mac) === ifindex) owners.set(l.sandbox, { sandbox: l.sandbox, mac });
+      if (this.#macPort.get(mac) === a.ifindex || stations.has(mac)) {
+        owners.set(l.sandbox, { sandbox: l.sandbox, mac });
+      }
     }
     return [...owners.values()];
   }

@@ -97,4 +97,6 @@ export interface PortActivity {
   readonly bindings: number;
   /** New or changed bindings over the port's budget: counted, not recorded. */
   readonly limited: number;
+  /** MACs the bridge has learned on the port (FDB), when the caller added them. */
+  readonly stations?: readonly string[];
 }

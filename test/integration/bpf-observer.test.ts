@@ -14,9 +14,9 @@ import { BROADCAST_MAC, ZERO_MAC, buildArpFrame, parseArpFrame } from '../../src
 import type { LiveEvidence, Observation } from '../../src/observe/types.js';
 import { Testbed, type Sandbox } from '../../src/testbed/testbed.js';
 import { portAttachments } from '../harness/attachments.js';
+import { sendFrames } from '../harness/send-frames.js';
 
 const CHILD = join(REPO_ROOT, 'dist', 'test', 'harness', 'bpf-observer-child.js');
-const NATIVE = join(REPO_ROOT, 'dist', 'src', 'native.js');
 
 /** The observer child process and what it reported. */
 class ObserverChild {
@@ -117,22 +117,6 @@ function sleep(ms: number): Promise<void> {
 /** arping from a sandbox; exit status ignored (no answer is fine). */
 function arping(bed: Testbed, s: Sandbox, args: string[]): Promise<unknown> {
   return bed.exec(s.netns, ['arping', '-q', '-I', 'eth0', ...args], { check: false });
-}
-
-/** Sends raw frames out of a sandbox's eth0 with the addon's AF_PACKET socket. */
-async function sendFrames(bed: Testbed, s: Sandbox, frames: Buffer[]): Promise<void> {
-  const script = `
-    import { readFileSync } from 'node:fs';
-    const { loadNative } = await import(${JSON.stringify(NATIVE)});
-    const { addon, error } = loadNative();
-    if (!addon) throw new Error(error);
-    const ifindex = Number(readFileSync('/sys/class/net/eth0/ifindex', 'utf8'));
-    const sock = new addon.PacketSocket(ifindex, 0x0806, () => {});
-    for (const hex of readFileSync(0, 'utf8').split('\\n').filter(Boolean)) sock.send(Buffer.from(hex, 'hex'));
-    sock.close();`;
-  await bed.exec(s.netns, [process.execPath, '--input-type=module', '-e', script], {
-    input: frames.map((f) => f.toString('hex')).join('\n'),
-  });
 }
 
 t.test('eBPF observer and ARP probe on a real bridge', async (t) => {

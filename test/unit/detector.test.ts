@@ -440,3 +440,10 @@ t.test('arp-storm: a flood of one binding; spoofing later is an update', async (
   d.portGone(PB, 6000, leases);
   t.same(kinds(d.tick(11_000, leases)), ['cleared arp-storm'], 'its port left');
 });
+
+t.test('arp-storm: a station the bridge learned on the port names its sandbox', async (t) => {
+  const d = detector();
+  const leases = indexLeases([lease('app-c', '10.8.64.4', C, null)]);
+  const changes = d.portActivity({ ...activity(PB, 1000, { limited: 5 }), stations: [C] }, leases);
+  t.match(changes, [{ type: 'raised', finding: { sandboxes: ['app-c'], macs: [C] } }]);
+});
