@@ -6,7 +6,8 @@
  * veth, bridge and tc work of every packet it sends) from one to the
  * other, with the agent's program attached to both ports (`on`) and with none (`off`), in
  * alternating rounds (off/on, then on/off, ...), medians. Then, with kernel.bpf_stats_enabled
- * for one more UDP run, the program's run time per packet (every packet there is non-ARP).
+ * for one more UDP run, the program's run time per packet (every packet there is non-ARP), and
+ * its own mean time on such a frame under BPF_PROG_TEST_RUN (no bpf_stats clock reads in it).
  * `--object` measures another build of the program (e.g. an older one) the same way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -138,6 +139,7 @@ export const dataplaneBench: Benchmark = {
       const s1 = await attacher.ask<{ runTimeNs: number; runCnt: number }>('stats');
       await run(['sysctl', '-qw', `kernel.bpf_stats_enabled=${statsBefore}`]);
       await modes(false);
+      const testRun = await attacher.ask<{ ns: number }>('testrun');
       const runs = s1.runCnt - s0.runCnt;
       progress(
         `bpf_stats: ${runs} runs, ${s1.runTimeNs - s0.runTimeNs} ns (udp ${Math.round(statsUdp)} packets/s)`,
@@ -160,6 +162,7 @@ export const dataplaneBench: Benchmark = {
         udp_ratio: round(udpOn / udpOff, 4),
         bpf_ns_per_packet: runs > 0 ? round((s1.runTimeNs - s0.runTimeNs) / runs, 1) : null,
         bpf_runs: runs,
+        bpf_test_run_ns_per_packet: round(testRun.ns, 1),
         tcp_gbps_rounds: { off: tcp.off.map((x) => round(x)), on: tcp.on.map((x) => round(x)) },
         udp_pps_rounds: { off: udp.off.map(Math.round), on: udp.on.map(Math.round) },
         loadavg_1m: round(loadavg()[0] ?? null, 2),

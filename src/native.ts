@@ -111,8 +111,16 @@ export interface BpfObjectHandle extends Closable {
     keys: Buffer;
     values: Buffer;
   };
-  /** BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback). Frames under 14 bytes are rejected (EINVAL). */
-  testRun(prog: string, frame: Buffer, ifindex: number): { retval: number; durationNs: number };
+  /**
+   * BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback), `repeat` times (default 1);
+   * `durationNs` is the mean per run. Frames under 14 bytes are rejected (EINVAL).
+   */
+  testRun(
+    prog: string,
+    frame: Buffer,
+    ifindex: number,
+    repeat?: number,
+  ): { retval: number; durationNs: number };
   /** Program id and run statistics (run time needs `kernel.bpf_stats_enabled=1`). */
   progInfo(prog: string): { id: number; runTimeNs: number; runCnt: number };
 }

@@ -440,8 +440,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return out;
   }
 
-  // testRun(prog, frame, ifindex) -> { retval, durationNs }: BPF_PROG_TEST_RUN on one frame
-  // (ifindex 0 = loopback; otherwise a device of this network namespace).
+  // testRun(prog, frame, ifindex[, repeat]) -> { retval, durationNs }: BPF_PROG_TEST_RUN on one
+  // frame (ifindex 0 = loopback; otherwise a device of this network namespace), `repeat` times
+  // (default 1); durationNs is the kernel's mean per run.
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bpf_program* prog = Program(info);
@@ -456,7 +457,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     ctx.ifindex = info[2].As<Napi::Number>().Uint32Value();
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.Data(),
                 .data_size_in = static_cast<__u32>(frame.Length()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = 1);
+                .ctx_size_in = sizeof ctx,
+                .repeat = static_cast<int>(
+                    info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 1));
     int rc = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
     if (rc != 0) {
       ThrowErrno(env, "BPF_PROG_TEST_RUN", rc);

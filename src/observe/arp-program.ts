@@ -170,6 +170,13 @@ export class ArpProgram {
     ).retval;
   }
 
+  /** Mean ns per run of BPF_PROG_TEST_RUN on one frame repeated `repeat` times (the program alone). */
+  testRunNs(frame: Buffer, repeat: number): number {
+    return this.#call('BPF_PROG_TEST_RUN', () =>
+      this.#obj.testRun(BPF_NAMES.program, frame, 0, repeat),
+    ).durationNs;
+  }
+
   /** Program id and cumulative run time/count (run time needs kernel.bpf_stats_enabled=1). */
   runStats(): { id: number; runTimeNs: number; runCnt: number } {
     return this.#call('reading program info', () => this.#obj.progInfo(BPF_NAMES.program));
