@@ -54,11 +54,11 @@ export interface BpfObserverOptions {
   /** Metrics: per-port ARP and malformed counters, malformed frames, re-syncs. */
   readonly metrics: Pick<
     Metrics,
-    'portArpFrames' | 'portMalformedFrames' | 'malformedFrames' | 'resyncs'
+    'portArpFrames' | 'portLimitedBindings' | 'portMalformedFrames' | 'malformedFrames' | 'resyncs'
   >;
   /** Called for every binding that is new or changed MAC or port, and every new prober. */
   readonly onObservation: (o: Observation) => void;
-  /** Called with every attached port's counters each time they are read. */
+  /** Called with each attached port's counters when they are read: every reading with ARP, and the first silent one after it. */
   readonly onPortActivity?: (a: PortActivity) => void;
   /** How often the per-port counters are read (ms, default 1000). */
   readonly statsIntervalMs?: number;
@@ -122,6 +122,8 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   const known = new BoundedMap<string, KnownBinding>(KNOWN_MAX);
   let baseline: Map<number, PortStats> | null = null;
   let baselineAt = Date.now();
+  /** Ports whose last reading was silent (not reported again while they stay so). */
+  const silentPorts = new Set<number>();
   let closed = false;
 
   const emit = (o: Observation | null) => {
@@ -160,6 +162,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     const name = ports.get(ifindex);
     if (name === undefined) return;
     ports.delete(ifindex);
+    silentPorts.delete(ifindex);
     try {
       attachments.detach(ifindex); // false when the link is gone with its attachment
       prog.forgetPort(ifindex);
@@ -207,21 +210,30 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     for (const [ifindex, name] of ports) {
       const s = stats.get(ifindex) ?? ZERO_PORT_STATS;
       const p = prev.get(ifindex) ?? ZERO_PORT_STATS;
+      const arpFrames = Math.max(0, s.arp - p.arp);
+      const limited = Math.max(0, s.limited - p.limited);
+      const bindings = Math.max(0, s.events + s.lost - p.events - p.lost);
+      // A silent port is reported once (it ends a storm), then not again until it speaks.
+      const silent = arpFrames === 0 && limited === 0 && bindings === 0;
+      if (silent && silentPorts.has(ifindex)) continue;
+      if (silent) silentPorts.add(ifindex);
+      else silentPorts.delete(ifindex);
       opts.onPortActivity?.({
         source: 'bpf',
         ifindex,
         port: name,
         at,
         intervalMs,
-        arpFrames: Math.max(0, s.arp - p.arp),
-        bindings: Math.max(0, s.events + s.lost - p.events - p.lost),
-        limited: Math.max(0, s.limited - p.limited),
+        arpFrames,
+        bindings,
+        limited,
       });
     }
     for (const [ifindex, s] of stats) {
       const p = prev.get(ifindex) ?? ZERO_PORT_STATS;
       const port = ports.get(ifindex) ?? String(ifindex);
       if (s.arp > p.arp) metrics.portArpFrames.inc({ port }, s.arp - p.arp);
+      if (s.limited > p.limited) metrics.portLimitedBindings.inc({ port }, s.limited - p.limited);
       if (s.malformed > p.malformed) {
         metrics.portMalformedFrames.inc({ port }, s.malformed - p.malformed);
         metrics.malformedFrames.inc({ source: 'bpf' }, s.malformed - p.malformed);
