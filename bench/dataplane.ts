@@ -18,7 +18,14 @@ import { createInterface } from 'node:readline';
 import { run } from '../src/exec.js';
 import { REPO_ROOT } from '../src/native.js';
 import { Testbed } from '../src/testbed/testbed.js';
-import { median, progress, type Benchmark } from './benchmark.js';
+import {
+  median,
+  numberFlag as flag,
+  progress,
+  rounded as round,
+  stringFlag as option,
+  type Benchmark,
+} from './benchmark.js';
 
 const SUBNET = '10.8.64.0/24';
 const WORKER = join(REPO_ROOT, 'dist', 'bench', 'attach-worker.js');
@@ -56,22 +63,6 @@ interface IperfResult {
     sum?: { packets?: number; lost_packets?: number; seconds?: number };
   };
 }
-
-function flag(argv: string[], name: string, dflt: number): number {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
-  return v;
-}
-
-function option(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : argv[i + 1];
-}
-
-const round = (x: number | null, d = 3) =>
-  x === null || !Number.isFinite(x) ? null : Number(x.toFixed(d));
 
 /** The dataplane benchmark. */
 export const dataplaneBench: Benchmark = {

@@ -32,7 +32,14 @@ import { AgentProcess } from '../src/testbed/agent-process.js';
 import { Testbed, type Sandbox } from '../src/testbed/testbed.js';
 import { ARP_STORM_BIN, startStorm, type StormKind, type StormResult } from './arp-storm.js';
 import { Arpwatch, nowMs, Reports } from './arpwatch.js';
-import { median, progress, quantile, type Benchmark } from './benchmark.js';
+import {
+  median,
+  numberFlag as flag,
+  progress,
+  quantile,
+  rounded as round,
+  type Benchmark,
+} from './benchmark.js';
 import { cpuSeconds, rssMb } from './proc-stats.js';
 
 const SUBNET = '10.8.64.0/24';
@@ -76,16 +83,6 @@ class Announcer {
   }
 }
 
-function flag(argv: string[], name: string, dflt: number): number {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
-  return v;
-}
-
-const round = (x: number | null | undefined, d = 3) =>
-  x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(d));
 const p50 = (xs: number[]) => (xs.length ? quantile(xs, 0.5) : null);
 const p99 = (xs: number[]) => (xs.length ? quantile(xs, 0.99) : null);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
