@@ -28,3 +28,28 @@ export function median(samples: readonly number[]): number {
 export function progress(text: string): void {
   process.stderr.write(`${text}\n`);
 }
+
+/**
+ * A positive numeric flag `--name N` from a benchmark's argv, or `dflt` when absent.
+ *
+ * @example numberFlag(['--rounds', '3'], 'rounds', 5) // 3
+ * @throws Error when the value is not a positive number.
+ */
+export function numberFlag(argv: readonly string[], name: string, dflt: number): number {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(argv[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
+  return v;
+}
+
+/** A string flag `--name VALUE`, or undefined. @example stringFlag(['--attach', 'tcx'], 'attach') // 'tcx' */
+export function stringFlag(argv: readonly string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : argv[i + 1];
+}
+
+/** A figure rounded to `d` decimals for the JSON line; null when unmeasured. @example rounded(1.23456) // 1.235 */
+export function rounded(x: number | null | undefined, d = 3): number | null {
+  return x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(d));
+}

@@ -4,6 +4,7 @@
  * stdout is one JSON object with the figures and ratios (keys in shared/design/BENCH.md).
  */
 import type { Benchmark } from './benchmark.js';
+import { dataplaneBench } from './dataplane.js';
 import { detectBench } from './detect.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
@@ -11,6 +12,7 @@ import { scaleBench } from './scale.js';
 
 /** Every benchmark by name. Each issue that names one adds it here. */
 export const BENCHMARKS: Record<string, Benchmark> = {
+  dataplane: dataplaneBench,
   detect: detectBench,
   ipam: ipamBench,
   nodeport: nodeportBench,

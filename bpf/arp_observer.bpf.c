@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tc clsact ingress program for every rt0 port: observes ARP and never interferes with traffic
- * (always TC_ACT_UNSPEC). Keeps ip -> {mac, port, last seen, count} in bw_bindings and emits a
- * ring-buffer event only when a binding is new or changes mac or port, so user-space cost does
- * not grow with the ARP rate. RFC 5227 probes are deduplicated the same way in bw_probes.
- * Per-port counters (ARP, malformed, mismatch, events, lost) live in bw_port_stats, one copy per
- * CPU (user space sums them). Record layouts: arp_observer.h.
+ * tc ingress program for every rt0 port (a TCX link, or a clsact filter on older kernels):
+ * observes ARP and never interferes with traffic (always TC_ACT_UNSPEC). It runs for every
+ * packet of every sandbox, so everything that is not ARP leaves at the first test, on
+ * skb->protocol, before any packet or map access (the data-plane tax is that one test).
+ *
+ * For ARP it keeps ip -> {mac, port, last seen, count} in bw_bindings and emits a ring-buffer
+ * event only when a binding is new or changes mac or port, so user-space cost does not grow with
+ * the ARP rate. RFC 5227 probes are deduplicated the same way in bw_probes. Per-port counters
+ * (ARP, malformed, mismatch, events, lost, limited) live in bw_port_stats, one copy per CPU
+ * (user space sums them). Record layouts: arp_observer.h.
  *
  * The common frame in a storm repeats a binding the map already holds unchanged: it reads the
  * headers in place (direct packet access; a non-linear skb is pulled first), bumps the binding's
  * count and this CPU's counters, and rewrites last_seen_ns only when it is older than
  * BW_LAST_SEEN_REFRESH_NS (the clock itself is read once per jiffy per CPU): no ring-buffer
  * traffic, no shared counters, one atomic add.
+ *
+ * A storm of spoofed bindings (a new sender IP and MAC in every frame) defeats that dedupe, so
+ * new or changed bindings spend a per-port budget (bw_config, bw_port_budget): past it they are
+ * counted in bw_port_stats.limited and not recorded. The budget is per port, so a storming port
+ * never takes the ring buffer or the map writes from the others; bw_bindings is an LRU map, so
+ * its size is bounded whatever the storm.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -60,6 +70,29 @@ struct {
 	__uint(max_entries, BW_RINGBUF_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bw_events SEC(".maps");
+
+/* Rate limit for new or changed bindings (one entry, written by the agent). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bw_config);
+} bw_config SEC(".maps");
+
+/* A port's budget: the GCRA theoretical arrival time of its next new binding. */
+struct port_budget {
+	struct bpf_spin_lock lock;
+	__u32 _pad;
+	__u64 tat_ns;
+};
+
+/* Budgets by ifindex; user space deletes a port's entry when the port leaves. Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BW_PORTS_MAX);
+	__type(key, __u32);
+	__type(value, struct port_budget);
+} bw_port_budget SEC(".maps");
 
 /* This CPU's monotonic clock as last read, and the jiffy it was read in. */
 struct cpu_clock {
@@ -123,6 +156,38 @@ static __always_inline __u64 jiffy_clock_ns(void)
 	return c->ns;
 }
 
+/*
+ * Whether port `ifindex` may record one more new or changed binding at `now` (GCRA: the port's
+ * theoretical arrival time advances one interval per binding and may run at most bind_burst_ns
+ * ahead of the clock). True without a configured limit, and when the budget table is full (a
+ * missing budget must not blind detection).
+ */
+static __always_inline bool spend_budget(__u32 ifindex, __u64 now)
+{
+	__u32 zero = 0;
+	struct bw_config *cfg = bpf_map_lookup_elem(&bw_config, &zero);
+	if (!cfg || cfg->bind_interval_ns == 0)
+		return true;
+	struct port_budget *b = bpf_map_lookup_elem(&bw_port_budget, &ifindex);
+	if (!b) {
+		struct port_budget fresh = {};
+		bpf_map_update_elem(&bw_port_budget, &ifindex, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&bw_port_budget, &ifindex);
+		if (!b)
+			return true;
+	}
+	__u64 interval = cfg->bind_interval_ns;
+	__u64 burst = cfg->bind_burst_ns;
+	bool ok;
+	bpf_spin_lock(&b->lock);
+	__u64 tat = (b->tat_ns > now ? b->tat_ns : now) + interval;
+	ok = tat - now <= burst;
+	if (ok)
+		b->tat_ns = tat;
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
 static __always_inline bool mac_eq(const __u8 *a, const __u8 *b)
 {
 	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
@@ -137,7 +202,8 @@ static __always_inline bool mac_bad(const __u8 *m)
 
 /*
  * Records one frame in `map` under `key`; emits an event when the key is new or its mac or
- * port changed.
+ * port changed. A new or changed key spends the port's budget first; over it, the frame is only
+ * counted (stats->limited).
  */
 static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *arp,
 				   const __u8 *eth_src, __u8 kind, __u8 flags, __u16 vlan,
@@ -159,8 +225,13 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 	}
 
 	__u64 now = bpf_ktime_get_ns();
+	changed = !b || b->ifindex != ifindex || !mac_eq(b->mac, arp->sha);
+	if (changed && !spend_budget(ifindex, now)) {
+		if (stats)
+			stats->limited++;
+		return;
+	}
 	if (b) {
-		changed = b->ifindex != ifindex || !mac_eq(b->mac, arp->sha);
 		if (changed) {
 			prev_ifindex = b->ifindex;
 			__builtin_memcpy(prev_mac, b->mac, 6);
@@ -183,7 +254,6 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 		};
 		__builtin_memcpy(nb.mac, arp->sha, 6);
 		bpf_map_update_elem(map, &key, &nb, BPF_ANY);
-		changed = true;
 		flags |= BW_FLAG_NEW;
 	}
 	if (!changed)
@@ -212,8 +282,8 @@ static __always_inline void record(void *map, __u32 key, const struct arp_ipv4 *
 		stats->events++;
 }
 
-SEC("tc")
-int arp_observer(struct __sk_buff *skb)
+/* Parses and records one frame that may be ARP (skb->protocol is ARP or a VLAN tag). */
+static __always_inline int observe_arp(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	__u32 off = ETH_HLEN;
@@ -290,6 +360,21 @@ int arp_observer(struct __sk_buff *skb)
 							    : BW_KIND_REPLY;
 	record(&bw_bindings, arp->sip, arp, eth + 6, kind, flags, vlan, ifindex, stats);
 	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int arp_observer(struct __sk_buff *skb)
+{
+	/*
+	 * The early exit every packet of every sandbox takes: not ARP, nor behind an in-band tag
+	 * (a tag the stack already stripped leaves the inner protocol here). No packet access, no
+	 * map work. A future filter for other protocols hooks in here, not past this test.
+	 */
+	__be16 proto = skb->protocol;
+	if (proto != bpf_htons(ETH_P_ARP) && proto != bpf_htons(ETH_P_8021Q) &&
+	    proto != bpf_htons(ETH_P_8021AD))
+		return TC_ACT_UNSPEC;
+	return observe_arp(skb);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -62,7 +62,7 @@ struct bw_arp_event {
 
 /*
  * Value of the bw_port_stats map (key: __u32 ifindex), a per-CPU hash: one copy per possible
- * CPU, summed by user space. 40 bytes.
+ * CPU, summed by user space. 48 bytes.
  */
 struct bw_port_stats {
 	__u64 arp;       /* well-formed ARP frames */
@@ -70,6 +70,22 @@ struct bw_port_stats {
 	__u64 mismatch;  /* ARP frames whose Ethernet source != sender MAC */
 	__u64 events;    /* ring-buffer events emitted */
 	__u64 lost;      /* events lost because the ring buffer was full */
+	__u64 limited;   /* new or changed bindings (or probes) not recorded: over the port's budget */
+};
+
+/*
+ * Value of the bw_config map (an array of one entry, key 0), written by the agent before it
+ * attaches the program. 16 bytes.
+ *
+ * A new or changed binding (or probe) costs a map write and a ring-buffer event, so each port
+ * may record them only at a sustained rate (one per bind_interval_ns) with a burst: a token
+ * bucket kept as a GCRA "theoretical arrival time" per port (bw_port_budget). Frames over the
+ * budget are counted (bw_port_stats.limited), never queued. A frame that repeats a binding
+ * unchanged costs no budget.
+ */
+struct bw_config {
+	__u64 bind_interval_ns; /* a port earns one new or changed binding per this many ns; 0: no limit */
+	__u64 bind_burst_ns;    /* how far a port's budget may run ahead of the clock (burst * interval) */
 };
 
 /* An unchanged binding's last_seen_ns is rewritten at most this often (1 s). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything bridgeward needs on Debian 12 (idempotent; quiet when already installed),
-# then installs the npm dependencies and builds (TypeScript, N-API addon, eBPF objects).
+# then installs the npm dependencies and builds (TypeScript, N-API addon, eBPF objects, the
+# benchmarks' C helpers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ APT_PACKAGES=(
   curl                                         # identity tests: HTTP from inside sandbox namespaces
   etcd-server etcd-client                      # the etcd store backend and its tests
   arpwatch containernetworking-plugins         # benchmark peers (arpwatch, CNI host-local)
+  iperf3                                       # bench dataplane: TCP and UDP between two sandboxes
 )
 
 missing=()

@@ -118,6 +118,8 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           log: log.child({ component: 'bpf' }),
           metrics,
           onObservation: (o) => detection.pipeline.submit(o),
+          onPortActivity: (a) =>
+            detection.pipeline.submitActivity({ ...a, stations: neighbours.macsOn(a.ifindex) }),
         }).catch((err: unknown) => {
           log.warn({ err }, 'eBPF observer unavailable; netlink observes alone');
           return null;
@@ -125,8 +127,9 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       : null;
     if (bpf) {
       closers.push(() => bpf.close());
-      bpf.removeStale(await rtnl.links());
+      // Attach to the ports first, so that only former ports lose an attachment.
       bridge.listen(bpf.bridgeListener);
+      bpf.removeStale(await rtnl.links());
     }
     const ipam = new IpamService({
       store,

@@ -34,6 +34,8 @@ export interface Metrics {
   readonly malformedFrames: Counter<'source'>;
   /** Well-formed ARP frames seen by the eBPF observer, by bridge port (interface name). */
   readonly portArpFrames: Counter<'port'>;
+  /** New or changed ARP bindings over each port's in-kernel budget (counted, not recorded). */
+  readonly portLimitedBindings: Counter<'port'>;
   /** Malformed ARP frames seen by the eBPF observer, by bridge port (interface name). */
   readonly portMalformedFrames: Counter<'port'>;
   /** Node-port table repairs after drift. */
@@ -124,6 +126,12 @@ export function createMetrics(): Metrics {
     portArpFrames: new Counter({
       name: 'bridgeward_port_arp_frames_total',
       help: 'ARP frames seen on each bridge port (eBPF observer; storm signal).',
+      labelNames: ['port'],
+      ...reg,
+    }),
+    portLimitedBindings: new Counter({
+      name: 'bridgeward_port_arp_limited_total',
+      help: 'New or changed ARP bindings over each bridge port budget: counted, not recorded (spoofing storm signal).',
       labelNames: ['port'],
       ...reg,
     }),

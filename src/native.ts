@@ -82,8 +82,24 @@ export interface BpfObjectHandle extends Closable {
   tcDetach(ifindex: number): boolean;
   /** Prog id of bridgeward's ingress filter on `ifindex`, or null. */
   tcQuery(ifindex: number): number | null;
+  /**
+   * Attaches program `prog` to the TCX ingress of `ifindex` (BPF_LINK_CREATE, kernel >= 6.6) and
+   * pins the link at `pinPath` (which must not exist), so it outlives the process; returns the
+   * link id. Throws EINVAL on kernels without TCX.
+   */
+  tcxAttach(prog: string, ifindex: number, pinPath: string): number;
+  /** The link pinned at `pinPath`, or null when none is; `ifindex` is 0 once its device is gone. */
+  linkInfo(pinPath: string): LinkInfoRecord | null;
+  /** Makes the link pinned at `pinPath` run program `prog` (BPF_LINK_UPDATE). */
+  linkUpdate(pinPath: string, prog: string): void;
+  /** Detaches the link pinned at `pinPath` and removes the pin; false when nothing was pinned there. */
+  linkUnpin(pinPath: string): boolean;
   /** The fd of map `map` (owned by this object). */
   mapFd(map: string): number;
+  /** Creates or replaces one entry of map `map` (key and value sized as the map's; not per-CPU maps). */
+  mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  /** Deletes one entry of map `map`; false when there was none. */
+  mapDelete(map: string, key: Buffer): boolean;
   /**
    * Every entry of map `map`: keys and values concatenated in the same order. A per-CPU map has
    * `cpus` values per key (one per possible CPU, each `valueSize` bytes); other maps have 1.
@@ -95,10 +111,32 @@ export interface BpfObjectHandle extends Closable {
     keys: Buffer;
     values: Buffer;
   };
-  /** BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback). Frames under 14 bytes are rejected (EINVAL). */
-  testRun(prog: string, frame: Buffer, ifindex: number): { retval: number; durationNs: number };
+  /**
+   * BPF_PROG_TEST_RUN of `prog` on one frame (ifindex 0: loopback), `repeat` times (default 1);
+   * `durationNs` is the mean per run. Frames under 14 bytes are rejected (EINVAL).
+   */
+  testRun(
+    prog: string,
+    frame: Buffer,
+    ifindex: number,
+    repeat?: number,
+  ): { retval: number; durationNs: number };
   /** Program id and run statistics (run time needs `kernel.bpf_stats_enabled=1`). */
   progInfo(prog: string): { id: number; runTimeNs: number; runCnt: number };
+}
+
+/** A BPF link as `bpf_obj_get_info_by_fd` describes it (TCX fields). */
+export interface LinkInfoRecord {
+  /** Link id. */
+  readonly id: number;
+  /** Id of the program it runs. */
+  readonly progId: number;
+  /** enum bpf_link_type (11: TCX). */
+  readonly type: number;
+  /** Device it is attached to; 0 once the device is gone. */
+  readonly ifindex: number;
+  /** enum bpf_attach_type (46: TCX ingress). */
+  readonly attachType: number;
 }
 
 /** What the addon throws for a failed syscall: the message names the call and the errno. */

@@ -6,6 +6,8 @@
 // (an older layout) is unpinned and created afresh. With null nothing is pinned.
 // tc filters use a fixed handle/priority, so attaching again replaces bridgeward's own filter
 // (e.g. the previous agent's program) and detaching never touches anyone else's.
+// TCX links (BPF_LINK_CREATE, kernel >= 6.6) are pinned at a path the caller chooses, so they
+// outlive the process like the filters do; which pin belongs to which port is TypeScript's call.
 #include "bpf_object.h"
 
 #include <bpf/bpf.h>
@@ -26,6 +28,22 @@ namespace {
 constexpr __u32 kTcHandle = 0xbd;
 constexpr __u32 kTcPriority = 0xbd;
 
+// enum bpf_attach_type BPF_TCX_INGRESS (kernel >= 6.6); libbpf 1.1's uapi header predates it.
+constexpr int kTcxIngress = 46;
+
+// struct bpf_link_info as the kernel fills it for a TCX link: the tcx member of its union
+// (ifindex, attach_type) sits at offset 16, where libbpf 1.1's uapi header has no name for it.
+// The ifindex reads 0 once the device is gone (the link is then defunct).
+struct TcxLinkInfo {
+  __u32 type;
+  __u32 id;
+  __u32 prog_id;
+  __u32 pad;
+  __u32 ifindex;
+  __u32 attach_type;
+  __u64 reserved[8];
+};
+
 class BpfObject : public Napi::ObjectWrap<BpfObject> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -34,7 +52,13 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                            InstanceMethod("tcAttach", &BpfObject::TcAttach),
                            InstanceMethod("tcDetach", &BpfObject::TcDetach),
                            InstanceMethod("tcQuery", &BpfObject::TcQuery),
+                           InstanceMethod("tcxAttach", &BpfObject::TcxAttach),
+                           InstanceMethod("linkInfo", &BpfObject::LinkInfo),
+                           InstanceMethod("linkUpdate", &BpfObject::LinkUpdate),
+                           InstanceMethod("linkUnpin", &BpfObject::LinkUnpin),
                            InstanceMethod("mapFd", &BpfObject::MapFd),
+                           InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
+                           InstanceMethod("mapDelete", &BpfObject::MapDelete),
                            InstanceMethod("mapDump", &BpfObject::MapDump),
                            InstanceMethod("testRun", &BpfObject::TestRun),
                            InstanceMethod("progInfo", &BpfObject::ProgInfo),
@@ -196,6 +220,165 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return Napi::Number::New(env, opts.prog_id);
   }
 
+  static bool PinPath(const Napi::CallbackInfo& info, size_t i, std::string* out) {
+    if (info.Length() <= i || !info[i].IsString()) {
+      Napi::TypeError::New(info.Env(), "pin path must be a string").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = info[i].As<Napi::String>().Utf8Value();
+    return true;
+  }
+
+  // tcxAttach(prog, ifindex, pinPath) -> link id: a TCX ingress link (BPF_LINK_CREATE) pinned at
+  // pinPath (which must not exist). EINVAL on kernels without TCX.
+  Napi::Value TcxAttach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_program* prog = Program(info);
+    int ifindex;
+    std::string pin;
+    if (prog == nullptr || !Ifindex(info, 1, &ifindex) || !PinPath(info, 2, &pin)) {
+      return env.Undefined();
+    }
+    int fd = bpf_link_create(bpf_program__fd(prog), ifindex,
+                             static_cast<bpf_attach_type>(kTcxIngress), nullptr);
+    if (fd < 0) {
+      ThrowErrno(env, "BPF_LINK_CREATE tcx ingress ifindex " + std::to_string(ifindex), fd);
+      return env.Undefined();
+    }
+    TcxLinkInfo li = {};
+    __u32 len = sizeof li;
+    int rc = bpf_obj_get_info_by_fd(fd, &li, &len);
+    if (rc == 0) rc = bpf_obj_pin(fd, pin.c_str());
+    close(fd);  // on failure this detaches the link again
+    if (rc != 0) {
+      ThrowErrno(env, "pinning the tcx link at " + pin, rc);
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, li.id);
+  }
+
+  // linkInfo(pinPath) -> { id, progId, ifindex, attachType, type } of the link pinned there, or
+  // null when nothing is pinned there. ifindex is 0 once the link's device is gone.
+  Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string pin;
+    if (!PinPath(info, 0, &pin)) return env.Undefined();
+    int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return env.Null();
+    if (fd < 0) {
+      ThrowErrno(env, "bpf_obj_get " + pin, errno);
+      return env.Undefined();
+    }
+    TcxLinkInfo li = {};
+    __u32 len = sizeof li;
+    int rc = bpf_obj_get_info_by_fd(fd, &li, &len);
+    close(fd);
+    if (rc != 0) {
+      ThrowErrno(env, "bpf_obj_get_info_by_fd " + pin, rc);
+      return env.Undefined();
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("id", Napi::Number::New(env, li.id));
+    out.Set("progId", Napi::Number::New(env, li.prog_id));
+    out.Set("type", Napi::Number::New(env, li.type));
+    out.Set("ifindex", Napi::Number::New(env, li.ifindex));
+    out.Set("attachType", Napi::Number::New(env, li.attach_type));
+    return out;
+  }
+
+  // linkUpdate(pinPath, prog): the link pinned there runs `prog` from now on (BPF_LINK_UPDATE;
+  // no packet goes unobserved in between).
+  Napi::Value LinkUpdate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string pin;
+    if (!PinPath(info, 0, &pin)) return env.Undefined();
+    if (!Open(env)) return env.Undefined();
+    if (info.Length() < 2 || !info[1].IsString()) {
+      Napi::TypeError::New(env, "linkUpdate(pinPath: string, prog: string)")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string name = info[1].As<Napi::String>().Utf8Value();
+    bpf_program* prog = bpf_object__find_program_by_name(obj_, name.c_str());
+    if (prog == nullptr) {
+      Napi::Error::New(env, "no program " + name).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0) {
+      ThrowErrno(env, "bpf_obj_get " + pin, errno);
+      return env.Undefined();
+    }
+    int rc = bpf_link_update(fd, bpf_program__fd(prog), nullptr);
+    close(fd);
+    if (rc != 0) ThrowErrno(env, "BPF_LINK_UPDATE " + pin, rc);
+    return env.Undefined();
+  }
+
+  // linkUnpin(pinPath) -> true when a link was pinned there: detaches it (BPF_LINK_DETACH; a
+  // defunct link has nothing to detach) and removes the pin.
+  Napi::Value LinkUnpin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string pin;
+    if (!PinPath(info, 0, &pin)) return env.Undefined();
+    int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0 && errno == ENOENT) return Napi::Boolean::New(env, false);
+    if (fd < 0) {
+      ThrowErrno(env, "bpf_obj_get " + pin, errno);
+      return env.Undefined();
+    }
+    int rc = bpf_link_detach(fd);
+    close(fd);
+    if (rc != 0 && rc != -ENOLINK && rc != -EINVAL) {
+      ThrowErrno(env, "BPF_LINK_DETACH " + pin, rc);
+      return env.Undefined();
+    }
+    if (unlink(pin.c_str()) != 0 && errno != ENOENT) {
+      ThrowErrno(env, "unlink " + pin, errno);
+      return env.Undefined();
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  // The key (and value) buffers of a map call, checked against the map's sizes.
+  bool KeyValue(const Napi::CallbackInfo& info, bpf_map* map, bool with_value) {
+    size_t want = with_value ? 3 : 2;
+    bool ok = info.Length() >= want && info[1].IsBuffer() &&
+              info[1].As<Napi::Buffer<uint8_t>>().Length() == bpf_map__key_size(map) &&
+              (!with_value || (info[2].IsBuffer() && info[2].As<Napi::Buffer<uint8_t>>().Length() ==
+                                                         bpf_map__value_size(map)));
+    if (!ok) {
+      Napi::TypeError::New(info.Env(), "key/value buffers must match the map's sizes")
+          .ThrowAsJavaScriptException();
+    }
+    return ok;
+  }
+
+  // mapUpdate(map, key, value): creates or replaces one entry (not for per-CPU maps).
+  Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = Map(info);
+    if (map == nullptr || !KeyValue(info, map, true)) return env.Undefined();
+    int rc = bpf_map_update_elem(bpf_map__fd(map), info[1].As<Napi::Buffer<uint8_t>>().Data(),
+                                 info[2].As<Napi::Buffer<uint8_t>>().Data(), BPF_ANY);
+    if (rc != 0) ThrowErrno(env, std::string("bpf_map_update_elem ") + bpf_map__name(map), rc);
+    return env.Undefined();
+  }
+
+  // mapDelete(map, key) -> true when the entry existed.
+  Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = Map(info);
+    if (map == nullptr || !KeyValue(info, map, false)) return env.Undefined();
+    int rc = bpf_map_delete_elem(bpf_map__fd(map), info[1].As<Napi::Buffer<uint8_t>>().Data());
+    if (rc == -ENOENT) return Napi::Boolean::New(env, false);
+    if (rc != 0) {
+      ThrowErrno(env, std::string("bpf_map_delete_elem ") + bpf_map__name(map), rc);
+      return env.Undefined();
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
   // mapFd(map) -> fd (owned by this object; for RingbufReader).
   Napi::Value MapFd(const Napi::CallbackInfo& info) {
     bpf_map* map = Map(info);
@@ -257,8 +440,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return out;
   }
 
-  // testRun(prog, frame, ifindex) -> { retval, durationNs }: BPF_PROG_TEST_RUN on one frame
-  // (ifindex 0 = loopback; otherwise a device of this network namespace).
+  // testRun(prog, frame, ifindex[, repeat]) -> { retval, durationNs }: BPF_PROG_TEST_RUN on one
+  // frame (ifindex 0 = loopback; otherwise a device of this network namespace), `repeat` times
+  // (default 1); durationNs is the kernel's mean per run.
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bpf_program* prog = Program(info);
@@ -273,7 +457,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     ctx.ifindex = info[2].As<Napi::Number>().Uint32Value();
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.Data(),
                 .data_size_in = static_cast<__u32>(frame.Length()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = 1);
+                .ctx_size_in = sizeof ctx,
+                .repeat = static_cast<int>(
+                    info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 1));
     int rc = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
     if (rc != 0) {
       ThrowErrno(env, "BPF_PROG_TEST_RUN", rc);

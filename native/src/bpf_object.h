@@ -1,5 +1,5 @@
-// BpfObject: one loaded eBPF object file (libbpf) with tc attach/detach, map dumps, pinning,
-// BPF_PROG_TEST_RUN and run-time statistics. Raw bytes only; TypeScript parses records.
+// BpfObject: one loaded eBPF object file (libbpf) with tc (clsact) and TCX attachment, map
+// dumps and updates, pinning, BPF_PROG_TEST_RUN and run-time statistics. Raw bytes only; TypeScript parses records.
 #pragma once
 #include <napi.h>
 

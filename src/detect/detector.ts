@@ -9,6 +9,8 @@
  * lease is released or moves to another MAC/port (a handover): it counts again only when that
  * MAC claims the address anew (A-B-A), which is what separates a duplicate from a handover.
  * A lease's port binding counts only while that port is on the bridge (see `portUp`).
+ * Per-port ARP counters (`portActivity`) feed the storm watch (`storm-watch.ts`): one
+ * `arp-storm` finding per flooding port, naming the sandboxes on it.
  *
  * @example
  * const d = new ConflictDetector({ subnet: parseCidr('10.8.64.0/24'), gateway: '10.8.64.1',
@@ -20,15 +22,16 @@
  * changes[0]?.finding.kind; // 'gateway-claim'
  */
 import { contains, broadcastOf, isIp, parseIp, type Subnet } from '../net/ipv4.js';
-import type { Observation, ObservationSource } from '../observe/types.js';
+import type { Observation, ObservationSource, PortActivity } from '../observe/types.js';
 import {
-  FINDING_KINDS,
+  ADDRESS_FINDING_KINDS,
   QUARANTINING_KINDS,
   type Finding,
   type FindingChange,
   type FindingKind,
 } from './finding.js';
 import { leaseFits, type LeaseIndex, type LeaseRef } from './lease-index.js';
+import { StormWatch, type PortOwner } from './storm-watch.js';
 
 /** Options of a detector. */
 export interface DetectorOptions {
@@ -46,6 +49,8 @@ export interface DetectorOptions {
   readonly holdDownMs?: number;
   /** How many cleared findings to remember. Default 1000. */
   readonly historyLimit?: number;
+  /** ARP frames per second on one port from which it is a storm. Default 1000. */
+  readonly stormFramesPerSecond?: number;
 }
 
 /** Defaults for the optional detector options. */
@@ -114,6 +119,7 @@ export class ConflictDetector {
   /** `${kind} ${ip}` -> active finding. */
   readonly #active = new Map<string, Active>();
   readonly #cleared: Finding[] = [];
+  readonly #storms: StormWatch;
   #now = 0;
 
   /** Creates a detector with no claims and no findings. */
@@ -125,6 +131,12 @@ export class ConflictDetector {
     this.#presenceMs = opts.presenceMs ?? DETECTOR_DEFAULTS.presenceMs;
     this.#holdDownMs = opts.holdDownMs ?? DETECTOR_DEFAULTS.holdDownMs;
     this.#historyLimit = opts.historyLimit ?? DETECTOR_DEFAULTS.historyLimit;
+    this.#storms = new StormWatch({
+      holdDownMs: this.#holdDownMs,
+      ...(opts.stormFramesPerSecond === undefined
+        ? {}
+        : { framesPerSecond: opts.stormFramesPerSecond }),
+    });
   }
 
   /** Adds a MAC of the host (e.g. when the bridge's address changes). */
@@ -168,6 +180,16 @@ export class ConflictDetector {
     return this.#evaluate(obs.ip, leases);
   }
 
+  /**
+   * Feeds one reading of a port's ARP counters; returns the `arp-storm` finding raised or
+   * updated by it, naming the sandboxes on the port (its lease binding, or a lease's MAC seen
+   * there or among the reading's stations).
+   */
+  portActivity(a: PortActivity, leases: LeaseIndex): FindingChange[] {
+    this.#now = Math.max(this.#now, a.at);
+    return this.#storms.observe(a, this.#ownersOf(a, leases));
+  }
+
   /** Records a bridge port's name (a port joined or was renamed). */
   portUp(ifindex: number, name: string): void {
     this.#portNames.set(ifindex, name);
@@ -177,6 +199,7 @@ export class ConflictDetector {
   portGone(ifindex: number, at: number, leases: LeaseIndex): FindingChange[] {
     this.#now = Math.max(this.#now, at);
     this.#portNames.delete(ifindex);
+    this.#storms.portGone(ifindex, at);
     const touched: string[] = [];
     for (const [ip, byMac] of this.#claims) {
       for (const [mac, c] of byMac) {
@@ -207,25 +230,29 @@ export class ConflictDetector {
     for (const [key, a] of this.#active) {
       if (a.resolvedAt !== null && this.#now - a.resolvedAt >= this.#holdDownMs) {
         this.#active.delete(key);
-        const f = this.#toFinding(a, this.#now);
-        this.#cleared.push(f);
-        if (this.#cleared.length > this.#historyLimit) this.#cleared.shift();
-        changes.push({ type: 'cleared', finding: f });
+        changes.push({ type: 'cleared', finding: this.#toFinding(a, this.#now) });
       }
+    }
+    changes.push(...this.#storms.tick(this.#now));
+    for (const c of changes) {
+      if (c.type !== 'cleared') continue;
+      this.#cleared.push(c.finding);
+      if (this.#cleared.length > this.#historyLimit) this.#cleared.shift();
     }
     return changes;
   }
 
   /** True when there is nothing for `tick` to expire, re-check or clear (no claims, no findings). */
   idle(): boolean {
-    return this.#claims.size === 0 && this.#active.size === 0;
+    return this.#claims.size === 0 && this.#active.size === 0 && this.#storms.idle();
   }
 
   /** Active findings, oldest first. */
   active(): Finding[] {
-    return [...this.#active.values()]
-      .sort((a, b) => a.firstSeen - b.firstSeen)
-      .map((a) => this.#toFinding(a, null));
+    return [
+      ...[...this.#active.values()].map((a) => this.#toFinding(a, null)),
+      ...this.#storms.active(),
+    ].sort((a, b) => Date.parse(a.firstSeen) - Date.parse(b.firstSeen));
   }
 
   /** Cleared findings remembered since start (bounded), oldest first. */
@@ -242,6 +269,23 @@ export class ConflictDetector {
   /** Whether an address has an active finding of a kind that quarantines it. */
   isQuarantined(ip: string): boolean {
     return [...QUARANTINING_KINDS].some((k) => this.#active.has(`${k} ${ip}`));
+  }
+
+  /**
+   * The sandboxes on a reading's port: the lease bound to it, and leases whose MAC was seen
+   * there or is one of the reading's stations.
+   */
+  #ownersOf(a: PortActivity, leases: LeaseIndex): PortOwner[] {
+    const owners = new Map<string, PortOwner>();
+    const bound = leases.byPort.get(a.ifindex);
+    if (bound) owners.set(bound.sandbox, { sandbox: bound.sandbox, mac: bound.mac });
+    const stations = new Set(a.stations ?? []);
+    for (const [mac, l] of leases.byMac) {
+      if (this.#macPort.get(mac) === a.ifindex || stations.has(mac)) {
+        owners.set(l.sandbox, { sandbox: l.sandbox, mac });
+      }
+    }
+    return [...owners.values()];
   }
 
   /** Records where a MAC is; the oldest entry goes when the table is full (spoofed floods). */
@@ -373,7 +417,7 @@ export class ConflictDetector {
     const lease = leases.byIp.get(ip);
     const conditions = this.#conditions(ip, lease);
     const changes: FindingChange[] = [];
-    for (const kind of FINDING_KINDS) {
+    for (const kind of ADDRESS_FINDING_KINDS) {
       const key = `${kind} ${ip}`;
       const claims = conditions.get(kind);
       const a = this.#active.get(key);
@@ -442,6 +486,7 @@ export class ConflictDetector {
       resolvedAt: a.resolvedAt === null ? null : iso(a.resolvedAt),
       clearedAt: clearedAt === null ? null : iso(clearedAt),
       quarantine: QUARANTINING_KINDS.has(a.kind),
+      rates: null,
     };
   }
 }

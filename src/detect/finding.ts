@@ -8,21 +8,40 @@
  *   macs: ['02:00:00:00:00:02', '02:00:00:00:00:03'], ports: ['veth2', 'veth3'], ifindexes: [7, 9],
  *   sandboxes: ['app-1'], sources: ['bpf'], severity: 'error', state: 'active',
  *   firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: '2026-01-01T00:00:01.000Z',
- *   resolvedAt: null, clearedAt: null, quarantine: true,
+ *   resolvedAt: null, clearedAt: null, quarantine: true, rates: null,
  * };
  */
 import type { ObservationSource } from '../observe/types.js';
 
-/** The kinds of conflict the detector raises. */
-export const FINDING_KINDS = [
+/** The kinds of conflict on one address. */
+export const ADDRESS_FINDING_KINDS = [
   'duplicate-ip',
   'lease-mismatch',
   'unleased-claim',
   'gateway-claim',
 ] as const;
 
-/** One kind of conflict. */
+/** Every kind of finding: the address conflicts, and `arp-storm` (one port floods ARP). */
+export const FINDING_KINDS = [...ADDRESS_FINDING_KINDS, 'arp-storm'] as const;
+
+/** One kind of finding. */
 export type FindingKind = (typeof FINDING_KINDS)[number];
+
+/** An ARP storm's rates on its port, per second. */
+export interface StormRates {
+  /** ARP frames in the last counter interval. */
+  readonly arpPerSecond: number;
+  /** New or changed bindings the kernel recorded in the last interval. */
+  readonly bindingsPerSecond: number;
+  /** New or changed bindings over the port's budget (counted, not recorded) in the last interval. */
+  readonly limitedPerSecond: number;
+  /** The highest ARP rate of this storm. */
+  readonly peakArpPerSecond: number;
+  /** The highest over-budget rate of this storm. */
+  readonly peakLimitedPerSecond: number;
+  /** Bindings over the budget during this storm, in all. */
+  readonly limitedTotal: number;
+}
 
 /** Kinds that quarantine the address in the lease store while active. */
 export const QUARANTINING_KINDS: ReadonlySet<FindingKind> = new Set([
@@ -31,14 +50,14 @@ export const QUARANTINING_KINDS: ReadonlySet<FindingKind> = new Set([
   'gateway-claim',
 ]);
 
-/** A conflict on one address, with its evidence. */
+/** A conflict on one address, or an ARP storm on one port, with its evidence. */
 export interface Finding {
-  /** Unique id: kind, address and the first-seen time in ms. */
+  /** Unique id: kind, address (`if<N>` for a storm's port) and the first-seen time in ms. */
   readonly id: string;
-  /** What kind of conflict. */
+  /** What kind of finding. */
   readonly kind: FindingKind;
-  /** The contested address. */
-  readonly ip: string;
+  /** The contested address; null for an `arp-storm` (a port, not an address). */
+  readonly ip: string | null;
   /** Every MAC involved (lowercase, colon-separated), sorted. */
   readonly macs: readonly string[];
   /** Names of the bridge ports involved (`if<N>` when the name is unknown), sorted. */
@@ -63,6 +82,8 @@ export interface Finding {
   readonly clearedAt: string | null;
   /** Whether this kind quarantines the address while active. */
   readonly quarantine: boolean;
+  /** An `arp-storm`'s rates; null for the address conflicts. */
+  readonly rates: StormRates | null;
 }
 
 /** A change to the set of findings, as published to logs, metrics, webhook and event stream. */
@@ -87,5 +108,12 @@ export function describeFinding(f: Finding): string {
       return `unleased-claim ${f.ip}: used without a lease by ${who}${where}${sandboxes}`;
     case 'gateway-claim':
       return `gateway-claim ${f.ip}: the gateway address claimed by ${who}${where}${sandboxes}`;
+    case 'arp-storm': {
+      const r = f.rates;
+      const rates = r
+        ? `: ${r.arpPerSecond} ARP/s (peak ${r.peakArpPerSecond}), ${r.limitedPerSecond} new bindings/s over budget (${r.limitedTotal} in all)`
+        : '';
+      return `arp-storm${where}${sandboxes}${rates}`;
+    }
   }
 }

@@ -3,7 +3,7 @@
  * port changes; one loop feeds them, in order, to the detector with the current leases, publishes
  * the resulting finding changes (logs, metrics, webhook, event stream) and writes the feedback to
  * the lease store: quarantine for duplicate-ip / unleased-claim / gateway-claim, a 'finding'
- * event in the history for every raised and cleared finding, and lifting its own quarantine once
+ * event in the history for every raised and cleared finding (an arp-storm's with no address), and lifting its own quarantine once
  * a finding cleared. A conflict finding (duplicate-ip, gateway-claim) takes over an automatic
  * reservation of its address ('live-unleased', 'live-after-release': the reconciler or the
  * release path may get there first) so the record carries its evidence; an unleased-claim says
@@ -20,7 +20,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Observation } from '../observe/types.js';
+import type { Observation, PortActivity } from '../observe/types.js';
 import type { LeaseStore, StoreSnapshot } from '../store/types.js';
 import type { Alerts } from '../alerts/alerts.js';
 import type { ConflictDetector } from './detector.js';
@@ -50,6 +50,7 @@ export interface PipelineOptions {
 
 type Input =
   | { readonly type: 'observation'; readonly obs: Observation }
+  | { readonly type: 'port-activity'; readonly activity: PortActivity }
   | { readonly type: 'port-gone'; readonly ifindex: number; readonly at: number }
   | { readonly type: 'tick'; readonly at: number };
 
@@ -86,6 +87,11 @@ export class DetectionPipeline {
   submit(obs: Observation): void {
     this.#o.metrics.observations.inc({ source: obs.source });
     this.#push({ type: 'observation', obs });
+  }
+
+  /** Queues a reading of a port's ARP counters (ARP storms); never waits. */
+  submitActivity(activity: PortActivity): void {
+    this.#push({ type: 'port-activity', activity });
   }
 
   /** A port joined the bridge (or was renamed). */
@@ -170,6 +176,8 @@ export class DetectionPipeline {
     switch (input.type) {
       case 'observation':
         return d.observe(input.obs, leases);
+      case 'port-activity':
+        return d.portActivity(input.activity, leases);
       case 'port-gone':
         return d.portGone(input.ifindex, input.at, leases);
       case 'tick':
@@ -198,6 +206,7 @@ export class DetectionPipeline {
           sandbox: f.sandboxes[0] ?? null,
           detail: { finding: f.kind, event: type, ...f },
         });
+        if (f.ip === null) continue; // an arp-storm: a port, no address to quarantine
         const held = quarantined.get(f.ip);
         if (type === 'raised' && f.quarantine && mayReplace(held, f.kind)) {
           const evidence = { id: f.id, macs: f.macs, ports: f.ports, sandboxes: f.sandboxes };

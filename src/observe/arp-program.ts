@@ -1,7 +1,8 @@
 /**
- * The loaded eBPF ARP observer (`bpf/arp_observer.bpf.o`) through the addon: attach/detach on
- * ports, map dumps and the event stream, parsed into the records of `arp-records.ts`. An adapter:
- * I/O and parsing only, no policy.
+ * The loaded eBPF ARP observer (`bpf/arp_observer.bpf.o`) through the addon: clsact filters and
+ * TCX links on ports, the binding budget, map dumps and the event stream, parsed into the records
+ * of `arp-records.ts`. An adapter: I/O and parsing only, no policy (which attachment a port gets
+ * is `port-attachments.ts`'s call).
  *
  * @example
  * const prog = ArpProgram.load('/sys/fs/bpf/bridgeward');
@@ -18,13 +19,17 @@ import {
   nativeFailure,
   type BpfObjectHandle,
   type EventReader,
+  type LinkInfoRecord,
 } from '../native.js';
 import {
   BPF_NAMES,
+  encodeConfig,
+  ifindexKey,
   parseArpEvent,
   parseBindings,
   parsePortStats,
   type ArpEvent,
+  type BindingBudget,
   type KernelBinding,
   type PortStats,
 } from './arp-records.js';
@@ -72,6 +77,46 @@ export class ArpProgram {
   /** Prog id of bridgeward's filter on `ifindex`, or null when none is attached. */
   attachedProgId(ifindex: number): number | null {
     return this.#call(`querying ifindex ${ifindex}`, () => this.#obj.tcQuery(ifindex));
+  }
+
+  /**
+   * Attaches to the TCX ingress of port `ifindex` with a link pinned at `pinPath`; returns the
+   * link id. A NativeError-derived KERNEL_ERROR with `details.errno` EINVAL on kernels without TCX.
+   */
+  attachLink(ifindex: number, pinPath: string): number {
+    return this.#call(`attaching a tcx link to ifindex ${ifindex}`, () =>
+      this.#obj.tcxAttach(BPF_NAMES.program, ifindex, pinPath),
+    );
+  }
+
+  /** The link pinned at `pinPath`, or null when none is. */
+  link(pinPath: string): LinkInfoRecord | null {
+    return this.#call(`reading link ${pinPath}`, () => this.#obj.linkInfo(pinPath));
+  }
+
+  /** Makes the link pinned at `pinPath` run this program (replacing an earlier agent's). */
+  updateLink(pinPath: string): void {
+    this.#call(`updating link ${pinPath}`, () => this.#obj.linkUpdate(pinPath, BPF_NAMES.program));
+  }
+
+  /** Detaches and unpins the link pinned at `pinPath`; false when there was none. */
+  unpinLink(pinPath: string): boolean {
+    return this.#call(`removing link ${pinPath}`, () => this.#obj.linkUnpin(pinPath));
+  }
+
+  /** Sets the per-port budget for new or changed bindings (applies to the next frame). */
+  setBudget(budget: BindingBudget): void {
+    this.#call('setting the binding budget', () =>
+      this.#obj.mapUpdate(BPF_NAMES.config, ifindexKey(0), encodeConfig(budget)),
+    );
+  }
+
+  /** Forgets a port's counters and budget (it left the bridge; its ifindex may come back). */
+  forgetPort(ifindex: number): void {
+    this.#call(`forgetting ifindex ${ifindex}`, () => {
+      this.#obj.mapDelete(BPF_NAMES.portStats, ifindexKey(ifindex));
+      this.#obj.mapDelete(BPF_NAMES.portBudget, ifindexKey(ifindex));
+    });
   }
 
   /** Every ip -> binding the kernel holds. */
@@ -123,6 +168,13 @@ export class ArpProgram {
     return this.#call('BPF_PROG_TEST_RUN', () =>
       this.#obj.testRun(BPF_NAMES.program, frame, ifindex),
     ).retval;
+  }
+
+  /** Mean ns per run of BPF_PROG_TEST_RUN on one frame repeated `repeat` times (the program alone). */
+  testRunNs(frame: Buffer, repeat: number): number {
+    return this.#call('BPF_PROG_TEST_RUN', () =>
+      this.#obj.testRun(BPF_NAMES.program, frame, 0, repeat),
+    ).durationNs;
   }
 
   /** Program id and cumulative run time/count (run time needs kernel.bpf_stats_enabled=1). */

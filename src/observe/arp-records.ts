@@ -17,7 +17,9 @@ export const EVENT_SIZE = 48;
 /** sizeof(struct bw_binding). */
 export const BINDING_SIZE = 32;
 /** sizeof(struct bw_port_stats): one copy per CPU in the map. */
-export const PORT_STATS_SIZE = 40;
+export const PORT_STATS_SIZE = 48;
+/** sizeof(struct bw_config). */
+export const CONFIG_SIZE = 16;
 /** Map and program names in the object file. */
 export const BPF_NAMES = {
   program: 'arp_observer',
@@ -25,6 +27,8 @@ export const BPF_NAMES = {
   probes: 'bw_probes',
   portStats: 'bw_port_stats',
   events: 'bw_events',
+  config: 'bw_config',
+  portBudget: 'bw_port_budget',
 } as const;
 
 /** enum bw_arp_kind. */
@@ -92,6 +96,26 @@ export interface PortStats {
   readonly events: number;
   /** Events lost to a full ring buffer. */
   readonly lost: number;
+  /** New or changed bindings (or probes) not recorded: over the port's budget. */
+  readonly limited: number;
+}
+
+/** Every counter at zero (a port the program has not counted yet). */
+export const ZERO_PORT_STATS: PortStats = {
+  arp: 0,
+  malformed: 0,
+  mismatch: 0,
+  events: 0,
+  lost: 0,
+  limited: 0,
+};
+
+/** The per-port budget for new or changed bindings (struct bw_config), in user terms. */
+export interface BindingBudget {
+  /** Sustained new or changed bindings per second per port; 0: no limit. */
+  readonly perSecond: number;
+  /** How many a port may record at once after a quiet spell (at least 1). */
+  readonly burst: number;
 }
 
 /** A raw map dump as the addon returns it. */
@@ -185,23 +209,58 @@ export function parsePortStats(dump: MapDump): Map<number, PortStats> {
   const entry = PORT_STATS_SIZE * cpus;
   const n = Math.min(dump.keys.length / 4, Math.floor(dump.values.length / entry));
   for (let i = 0; i < n; i++) {
-    const sum = [0n, 0n, 0n, 0n, 0n];
+    const sum = [0n, 0n, 0n, 0n, 0n, 0n];
     for (let c = 0; c < cpus; c++) {
       const at = i * entry + c * PORT_STATS_SIZE;
       for (let f = 0; f < sum.length; f++) {
         sum[f] = (sum[f] as bigint) + dump.values.readBigUInt64LE(at + f * 8);
       }
     }
-    const [arp, malformed, mismatch, events, lost] = sum.map(Number) as [
+    const [arp, malformed, mismatch, events, lost, limited] = sum.map(Number) as [
+      number,
       number,
       number,
       number,
       number,
       number,
     ];
-    out.set(dump.keys.readUInt32LE(i * 4), { arp, malformed, mismatch, events, lost });
+    out.set(dump.keys.readUInt32LE(i * 4), { arp, malformed, mismatch, events, lost, limited });
   }
   return out;
+}
+
+/**
+ * Encodes a binding budget as struct bw_config: one binding per interval, running at most
+ * `burst` intervals ahead of the clock.
+ *
+ * @example encodeConfig({ perSecond: 100, burst: 200 }).readBigUInt64LE(0) // 10000000n
+ * @throws RangeError for a negative or fractional rate or a burst below 1.
+ */
+export function encodeConfig(budget: BindingBudget): Buffer {
+  const { perSecond, burst } = budget;
+  if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 1e9) {
+    throw new RangeError(`binding budget: ${perSecond} per second is not an integer in 0..1e9`);
+  }
+  if (!Number.isInteger(burst) || burst < 1) {
+    throw new RangeError(`binding budget: burst ${burst} is not an integer >= 1`);
+  }
+  const buf = Buffer.alloc(CONFIG_SIZE);
+  if (perSecond === 0) return buf;
+  const interval = BigInt(Math.ceil(1e9 / perSecond));
+  buf.writeBigUInt64LE(interval, 0);
+  buf.writeBigUInt64LE(interval * BigInt(burst), 8);
+  return buf;
+}
+
+/**
+ * A map key or value holding one ifindex (a __u32 in host order).
+ *
+ * @example ifindexKey(7) // <Buffer 07 00 00 00>
+ */
+export function ifindexKey(ifindex: number): Buffer {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(ifindex, 0);
+  return key;
 }
 
 /**

@@ -1,20 +1,23 @@
 /**
  * The eBPF observer: keeps the ARP program attached to every port of the current bridge (it
  * follows the bridge through `bridgeListener`: every port of every bridge instance, present and
- * future), turns ring-buffer events into `Observation`s, serves the in-kernel binding map as the
- * `bpf` `LiveSource`, and folds the per-port counters into Prometheus. Lost ring-buffer events
- * are made good by diffing a map dump against what was last reported.
+ * future; TCX links or clsact filters, see `port-attachments.ts`), turns ring-buffer events into
+ * `Observation`s, serves the in-kernel binding map as the `bpf` `LiveSource`, sets the per-port
+ * budget for new bindings, and reads the per-port counters every `statsIntervalMs`: into
+ * Prometheus, and as one `PortActivity` per port for the detector (ARP storms). Lost ring-buffer
+ * events are made good by diffing a map dump against what was last reported.
  *
  * The program, its maps and the ring buffer live as long as the agent; only the attachments
- * belong to a bridge instance. Stopping leaves the filters attached and the maps pinned, so the
- * kernel keeps recording while the agent is down; the next start replaces the filters and reads
- * what was queued.
+ * belong to a bridge instance. Stopping leaves the attachments in place and the maps pinned, so
+ * the kernel keeps recording while the agent is down; the next start takes the attachments over
+ * and reads what was queued. What user space remembers of the kernel's bindings is bounded like
+ * the map itself, so a storm of spoofed bindings cannot grow the agent.
  *
  * @example
  * const bpf = await startBpfObserver({ pinDir: cfg.bpfPinDir, log, metrics,
- *   onObservation: (o) => pipeline.submit(o) });
+ *   onObservation: (o) => pipeline.submit(o), onPortActivity: (a) => pipeline.submitActivity(a) });
  * bridge.listen(bpf.bridgeListener);
- * bpf.removeStale(await rtnl.links()); // filters left on former ports while the agent was down
+ * bpf.removeStale(await rtnl.links()); // attachments left on former ports while the agent was down
  * const live = await bpf.source.live();
  * await bpf.close();
  */
@@ -27,16 +30,20 @@ import {
   changedBindings,
   eventToObservation,
   monoToEpochMs,
+  ZERO_PORT_STATS,
   type ArpEvent,
+  type BindingBudget,
   type ClockPair,
   type KernelBinding,
   type KnownBinding,
   type PortStats,
 } from './arp-records.js';
 import { ensureBpffs } from './bpffs.js';
+import { BoundedMap } from './bounded-map.js';
+import { PortAttachments, type AttachMode } from './port-attachments.js';
 import type { BridgeListener } from '../bridge/lifecycle.js';
 import type { LinkInfo } from './rtnl.js';
-import type { LiveEvidence, LiveSource, Observation } from './types.js';
+import type { LiveEvidence, LiveSource, Observation, PortActivity } from './types.js';
 
 /** What `startBpfObserver` needs. */
 export interface BpfObserverOptions {
@@ -47,13 +54,28 @@ export interface BpfObserverOptions {
   /** Metrics: per-port ARP and malformed counters, malformed frames, re-syncs. */
   readonly metrics: Pick<
     Metrics,
-    'portArpFrames' | 'portMalformedFrames' | 'malformedFrames' | 'resyncs'
+    'portArpFrames' | 'portLimitedBindings' | 'portMalformedFrames' | 'malformedFrames' | 'resyncs'
   >;
   /** Called for every binding that is new or changed MAC or port, and every new prober. */
   readonly onObservation: (o: Observation) => void;
-  /** How often the per-port counters are read (ms, default 5000). */
+  /** Called with each attached port's counters when they are read: every reading with ARP, and the first silent one after it. */
+  readonly onPortActivity?: (a: PortActivity) => void;
+  /** How often the per-port counters are read (ms, default 1000). */
   readonly statsIntervalMs?: number;
+  /** New or changed bindings each port may record (default `DEFAULT_BINDING_BUDGET`). */
+  readonly budget?: BindingBudget;
+  /** How the program is attached to new ports (default 'tcx', which falls back to 'clsact'). */
+  readonly attach?: AttachMode;
 }
+
+/**
+ * The default per-port budget: 100 new or changed bindings a second, 200 at once. A sandbox
+ * claims a handful of addresses in its life; a spoofing storm is held to this rate.
+ */
+export const DEFAULT_BINDING_BUDGET: BindingBudget = { perSecond: 100, burst: 200 };
+
+/** Most bindings user space remembers as reported: the kernel map's size (BW_BINDINGS_MAX). */
+const KNOWN_MAX = 65_536;
 
 /** A running eBPF observer. */
 export interface BpfObserver {
@@ -61,8 +83,10 @@ export interface BpfObserver {
   readonly source: LiveSource;
   /** Attaches to every port of the current bridge as ports join; detaches as they leave. */
   readonly bridgeListener: BridgeListener;
-  /** Removes the agent's filter from links that are not ports now (left while it was down). */
+  /** Removes the agent's attachments from links that are not ports now (left while it was down). */
   removeStale(links: readonly LinkInfo[]): void;
+  /** How new ports get the program ('tcx' or, on older kernels or without a pin dir, 'clsact'). */
+  attachMode(): AttachMode;
   /** ifindex -> name of the ports the program is attached to. */
   ports(): ReadonlyMap<number, string>;
   /** The program's id and run-time totals (run time needs kernel.bpf_stats_enabled=1). */
@@ -95,8 +119,11 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   }
   const prog = ArpProgram.load(opts.pinDir);
   const ports = new Map<number, string>();
-  const known = new Map<string, KnownBinding>();
+  const known = new BoundedMap<string, KnownBinding>(KNOWN_MAX);
   let baseline: Map<number, PortStats> | null = null;
+  let baselineAt = Date.now();
+  /** Ports whose last reading was silent (not reported again while they stay so). */
+  const silentPorts = new Set<number>();
   let closed = false;
 
   const emit = (o: Observation | null) => {
@@ -118,12 +145,13 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     }
   };
 
+  let attachments: PortAttachments;
   const attach = (link: LinkInfo) => {
     if (ports.get(link.index) === link.name) return;
     try {
-      const progId = prog.attach(link.index);
+      const mode = attachments.attach(link.index);
       ports.set(link.index, link.name);
-      log.debug({ port: link.name, ifindex: link.index, progId }, 'eBPF observer attached');
+      log.debug({ port: link.name, ifindex: link.index, mode }, 'eBPF observer attached');
     } catch (e) {
       // The port may be gone again already (a racing delete); its leave event settles it.
       log.warn({ err: e, port: link.name, ifindex: link.index }, 'cannot attach eBPF observer');
@@ -134,27 +162,23 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     const name = ports.get(ifindex);
     if (name === undefined) return;
     ports.delete(ifindex);
+    silentPorts.delete(ifindex);
     try {
-      prog.detach(ifindex); // false when the link is gone with its filter
+      attachments.detach(ifindex); // false when the link is gone with its attachment
+      prog.forgetPort(ifindex);
     } catch (e) {
       log.warn({ err: e, port: name, ifindex }, 'cannot detach eBPF observer');
     }
     log.debug({ port: name, ifindex }, 'eBPF observer detached');
   };
-  /** A link that left the bridge while nobody watched may still carry our filter. */
+  /** A link that left the bridge while nobody watched may still carry our program. */
   const removeStale = (links: readonly LinkInfo[]) => {
-    for (const l of links) {
-      if (ports.has(l.index)) continue;
-      try {
-        if (prog.attachedProgId(l.index) === null) continue;
-        prog.detach(l.index);
-        log.info({ port: l.name, ifindex: l.index }, 'removed eBPF observer from a former port');
-      } catch (e) {
-        log.warn(
-          { err: e, link: l.name, ifindex: l.index },
-          'cannot check link for a stale filter',
-        );
+    try {
+      for (const ifindex of attachments.removeStale((i) => ports.has(i), links)) {
+        log.info({ ifindex }, 'removed eBPF observer from a former port');
       }
+    } catch (e) {
+      log.warn({ err: e }, 'cannot check links for stale eBPF attachments');
     }
   };
 
@@ -175,12 +199,41 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     const stats = prog.portStats();
     const prev = baseline;
     baseline = stats;
-    if (!prev) return; // first reading: counters count from here
+    if (!prev) {
+      baselineAt = Date.now();
+      return; // first reading: counters count from here
+    }
+    const at = Date.now();
+    const intervalMs = at - baselineAt;
+    baselineAt = at;
     let lost = 0;
+    for (const [ifindex, name] of ports) {
+      const s = stats.get(ifindex) ?? ZERO_PORT_STATS;
+      const p = prev.get(ifindex) ?? ZERO_PORT_STATS;
+      const arpFrames = Math.max(0, s.arp - p.arp);
+      const limited = Math.max(0, s.limited - p.limited);
+      const bindings = Math.max(0, s.events + s.lost - p.events - p.lost);
+      // A silent port is reported once (it ends a storm), then not again until it speaks.
+      const silent = arpFrames === 0 && limited === 0 && bindings === 0;
+      if (silent && silentPorts.has(ifindex)) continue;
+      if (silent) silentPorts.add(ifindex);
+      else silentPorts.delete(ifindex);
+      opts.onPortActivity?.({
+        source: 'bpf',
+        ifindex,
+        port: name,
+        at,
+        intervalMs,
+        arpFrames,
+        bindings,
+        limited,
+      });
+    }
     for (const [ifindex, s] of stats) {
-      const p = prev.get(ifindex) ?? { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 0 };
+      const p = prev.get(ifindex) ?? ZERO_PORT_STATS;
       const port = ports.get(ifindex) ?? String(ifindex);
       if (s.arp > p.arp) metrics.portArpFrames.inc({ port }, s.arp - p.arp);
+      if (s.limited > p.limited) metrics.portLimitedBindings.inc({ port }, s.limited - p.limited);
       if (s.malformed > p.malformed) {
         metrics.portMalformedFrames.inc({ port }, s.malformed - p.malformed);
         metrics.malformedFrames.inc({ source: 'bpf' }, s.malformed - p.malformed);
@@ -193,6 +246,8 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   let reader: EventReader | null = null;
   let timer: NodeJS.Timeout | null = null;
   try {
+    prog.setBudget(opts.budget ?? DEFAULT_BINDING_BUDGET);
+    attachments = new PortAttachments(prog, opts.pinDir, opts.attach ?? 'tcx', log);
     // What the kernel already knows counts as reported; changes queued while the agent was
     // down arrive through the ring buffer.
     for (const b of prog.bindings()) known.set(b.ip, { mac: b.mac, ifindex: b.ifindex });
@@ -206,14 +261,17 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
       } catch (err) {
         log.warn({ err }, 'cannot read eBPF port counters');
       }
-    }, opts.statsIntervalMs ?? 5000);
+    }, opts.statsIntervalMs ?? 1000);
     timer.unref();
   } catch (e) {
     reader?.close();
     prog.close();
     throw e;
   }
-  log.info({ pinDir: opts.pinDir, progId: prog.runStats().id }, 'eBPF observer running');
+  log.info(
+    { pinDir: opts.pinDir, progId: prog.runStats().id, attach: attachments.mode },
+    'eBPF observer running',
+  );
 
   const source: LiveSource = {
     name: 'bpf',
@@ -245,6 +303,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
       portGone: (ifindex) => forget(ifindex),
     },
     removeStale,
+    attachMode: () => attachments.mode,
     ports: () => new Map(ports),
     runStats: () => prog.runStats(),
     refreshStats,

@@ -180,6 +180,11 @@ export class NeighbourTables {
     return [...(this.#fdb.get(mac) ?? [])];
   }
 
+  /** MACs currently learned on a bridge port. */
+  macsOn(port: number): string[] {
+    return [...this.#fdb].filter(([, ports]) => ports.has(port)).map(([mac]) => mac);
+  }
+
   /** The MAC the ARP table holds for an address, or null (unknown or unresolved). */
   macOf(ip: string): string | null {
     return this.#arp.get(ip)?.mac ?? null;

@@ -84,6 +84,11 @@ export class NeighbourObserver implements LiveSource {
     return this.#tables?.portsOf(mac) ?? [];
   }
 
+  /** MACs the bridge has learned on `port` (FDB), none while the bridge is absent. */
+  macsOn(port: number): string[] {
+    return this.#tables?.macsOn(port) ?? [];
+  }
+
   /** The MAC the bridge's ARP table holds for an address, or null. */
   macOf(ip: string): string | null {
     return this.#tables?.macOf(ip) ?? null;

@@ -71,3 +71,32 @@ export interface LiveSource {
   /** Addresses this source currently sees live, by address. */
   live(): Promise<ReadonlyMap<string, LiveEvidence>>;
 }
+
+/**
+ * ARP counted on one bridge port over an interval, from the eBPF per-port counters: a fact
+ * about the port's traffic (an ARP storm shows here), not a claim on an address.
+ *
+ * @example
+ * const a: PortActivity = { source: 'bpf', ifindex: 7, port: 'veth7', at: Date.now(),
+ *   intervalMs: 1000, arpFrames: 20000, bindings: 100, limited: 19900 };
+ */
+export interface PortActivity {
+  /** Which observer counted it. */
+  readonly source: 'bpf';
+  /** The bridge port. */
+  readonly ifindex: number;
+  /** Its name. */
+  readonly port: string;
+  /** End of the interval (ms since the epoch). */
+  readonly at: number;
+  /** Length of the interval (ms). */
+  readonly intervalMs: number;
+  /** Well-formed ARP frames that arrived on the port. */
+  readonly arpFrames: number;
+  /** New or changed bindings (and probes) the kernel recorded for the port. */
+  readonly bindings: number;
+  /** New or changed bindings over the port's budget: counted, not recorded. */
+  readonly limited: number;
+  /** MACs the bridge has learned on the port (FDB), when the caller added them. */
+  readonly stations?: readonly string[];
+}

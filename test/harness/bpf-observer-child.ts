@@ -1,8 +1,9 @@
 /**
  * Runs the eBPF observer, following the bridge's ports through the bridge lifecycle (and serves
  * probes), inside a network namespace for the integration
- * tests: `ip netns exec NS node bpf-observer-child.js BRIDGE PIN_DIR|-`. Writes JSON lines to
- * stdout: `{type:'ready', bridge}`, `{type:'obs', obs}` per observation, `{type:'reply', id,
+ * tests: `ip netns exec NS node bpf-observer-child.js BRIDGE PIN_DIR|- [BUDGET [tcx|clsact]]`
+ * (BUDGET: new bindings per second per port, 0 for no limit, the default). Writes JSON lines to
+ * stdout: `{type:'ready', bridge}`, `{type:'obs', obs}` per observation, `{type:'activity', activity}` per port counter reading, `{type:'reply', id,
  * data}` per command. Reads commands as JSON lines on stdin: `{id, cmd: 'live'|'ports'|'stats'|
  * 'probe'|'close', ip?, timeoutMs?}`. Logs (pino) go to stderr.
  *
@@ -17,7 +18,7 @@ import { startBpfObserver } from '../../src/observe/bpf-observer.js';
 import { probeAddress } from '../../src/observe/arp-probe.js';
 import { BridgeLifecycle } from '../../src/bridge/lifecycle.js';
 
-const [bridgeName = 'rt0', pinArg = '-'] = process.argv.slice(2);
+const [bridgeName = 'rt0', pinArg = '-', budget = '0', attach = 'tcx'] = process.argv.slice(2);
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const log = createLogger('info', process.stderr);
 const metrics = createMetrics();
@@ -31,10 +32,13 @@ const observer = await startBpfObserver({
   log,
   metrics,
   onObservation: (obs) => out({ type: 'obs', obs }),
+  onPortActivity: (activity) => out({ type: 'activity', activity }),
   statsIntervalMs: 60_000,
+  budget: { perSecond: Number(budget), burst: Math.max(1, Number(budget)) },
+  attach: attach === 'clsact' ? 'clsact' : 'tcx',
 });
-observer.removeStale(await rtnl.links());
 lifecycle.listen(observer.bridgeListener);
+observer.removeStale(await rtnl.links());
 out({ type: 'ready', bridge: { index: bridge.index, mac: bridge.mac } });
 
 type Command = { id: number; cmd: string; ip?: string; timeoutMs?: number };

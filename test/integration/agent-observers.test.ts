@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/exec.js';
 import { AgentProcess } from '../../src/testbed/agent-process.js';
+import { portAttachments } from '../harness/attachments.js';
 import { Testbed } from '../../src/testbed/testbed.js';
 
-t.test('status lists the eBPF observer and the probe; the filter is on every port', async (t) => {
+t.test('status lists the eBPF observer and the probe; a TCX link is on every port', async (t) => {
   const bed = await Testbed.create({ subnet: '10.8.64.0/24' });
   const bpffs = mkdtempSync(join(tmpdir(), `bw-${bed.id}-bpffs-`));
   await run(['mount', '-t', 'bpf', 'bpf', bpffs]);
@@ -26,16 +27,17 @@ t.test('status lists the eBPF observer and the probe; the filter is on every por
   await agent.ready();
   const status = await agent.json<{ observers: Record<string, boolean> }>(['status']);
   t.same(status.observers, { netlink: true, bpf: true, probe: true });
-  const filters = await run(['tc', 'filter', 'show', 'dev', s1.hostIf, 'ingress'], {
-    netns: bed.runnerNs,
+  t.match(await portAttachments(bed, s1, join(bpffs, 'bridgeward')), {
+    tcxProgId: Number,
+    clsact: 0,
   });
-  t.match(filters.stdout, /handle 0xbd arp_observer/);
   const pins = await run(['ls', join(bpffs, 'bridgeward')]);
   t.same(pins.stdout.trim().split('\n').sort(), [
     'bw_bindings',
     'bw_events',
     'bw_port_stats',
     'bw_probes',
+    'links',
   ]);
   t.equal((await agent.stop()).code, 0);
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as exec } from '../../src/exec.js';
 import { ArpProgram } from '../../src/observe/arp-program.js';
-import type { ArpEvent } from '../../src/observe/arp-records.js';
+import { ZERO_PORT_STATS, type ArpEvent } from '../../src/observe/arp-records.js';
 import {
   BROADCAST_MAC,
   ZERO_MAC,
@@ -52,8 +52,7 @@ function setup(t: Test) {
     await new Promise((r) => setTimeout(r, 30));
     return events;
   };
-  const stats = () =>
-    prog.portStats().get(LO) ?? { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 0 };
+  const stats = () => prog.portStats().get(LO) ?? ZERO_PORT_STATS;
   return { prog, events, run, settle, stats };
 }
 
@@ -76,7 +75,7 @@ t.test('a request creates a binding and one event; repeats only count', async (t
   });
   const [b] = prog.bindings();
   t.match(b, { ip: '10.8.64.2', mac: A, ifindex: LO, count: 50, kind: 'request' });
-  t.match(stats(), { arp: 50, malformed: 0, mismatch: 0, events: 1, lost: 0 });
+  t.match(stats(), { arp: 50, malformed: 0, mismatch: 0, events: 1, lost: 0, limited: 0 });
 });
 
 t.test('a new MAC for a bound address is a change event; back again is another', async (t) => {
@@ -277,9 +276,9 @@ t.test('a pinned map of an older layout is replaced, a current one reused', asyn
     await exec(['umount', bpffs], { check: false });
     rmSync(bpffs, { recursive: true, force: true });
   });
-  // bw_port_stats as it was before it became per-CPU
+  // bw_port_stats as it was before it counted limited bindings (40 bytes)
   await exec(
-    ['bpftool', 'map', 'create', join(bpffs, 'bw_port_stats'), 'type', 'hash'].concat([
+    ['bpftool', 'map', 'create', join(bpffs, 'bw_port_stats'), 'type', 'percpu_hash'].concat([
       'key',
       '4',
       'value',
@@ -311,4 +310,71 @@ t.test('a full ring buffer loses events, counts them, and keeps the bindings', a
   t.ok(s.lost > 0, `${s.lost} events lost`);
   t.equal(s.events + s.lost, n, 'every new binding was either reported or counted as lost');
   t.equal(prog.bindings().length, n, 'the map holds them all (what a re-sync reads)');
+});
+
+/** `n` requests, each from a new sender IP and MAC (a spoofed-binding storm). */
+function spoofed(n: number, from = 0): Buffer[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = from + i;
+    const mac = `02:5f:00:${hex(k >> 16)}:${hex(k >> 8)}:${hex(k)}`;
+    return request(mac, `10.${100 + ((k >> 16) & 63)}.${(k >> 8) & 255}.${k & 255}`);
+  });
+}
+
+function hex(n: number): string {
+  return (n & 255).toString(16).padStart(2, '0');
+}
+
+t.test('the binding budget: a burst, then one per interval; the excess only counted', async (t) => {
+  const { prog, run, settle, stats } = setup(t);
+  prog.setBudget({ perSecond: 2, burst: 5 }); // one every 500 ms, 5 at once
+  for (const f of spoofed(20)) run(f);
+  t.match(stats(), { arp: 20, events: 5, limited: 15 }, 'the burst passes, the rest is counted');
+  t.equal(prog.bindings().length, 5, 'only the burst was recorded');
+  for (let i = 0; i < 5; i++) run(request(A, '10.8.64.2', { ethSrc: A }));
+  t.match(stats(), { limited: 20 }, 'a new binding over the budget is not recorded either');
+  run(spoofed(1, 0)[0]!);
+  t.match(stats(), { arp: 26, limited: 20 }, 'repeating a recorded binding costs nothing');
+  await new Promise((r) => setTimeout(r, 600));
+  run(request(A, '10.8.64.2'));
+  run(request(B, '10.8.64.3'));
+  t.match(stats(), { events: 6, limited: 21 }, 'one more per interval');
+  t.ok(
+    prog.bindings().some((b) => b.ip === '10.8.64.2'),
+    'A got in',
+  );
+  t.equal((await settle(6)).length, 6, 'one event per recorded binding, none for the excess');
+  prog.setBudget({ perSecond: 0, burst: 1 });
+  for (const f of spoofed(50, 100)) run(f);
+  t.match(stats(), { events: 56, limited: 21 }, 'no limit once the budget is 0');
+});
+
+t.test('a changed binding spends the budget too; each port has its own', async (t) => {
+  const { prog, run, stats } = setup(t);
+  prog.setBudget({ perSecond: 1, burst: 2 });
+  run(request(A, '10.8.64.2'));
+  run(request(B, '10.8.64.2'));
+  run(request(A, '10.8.64.2')); // a third MAC change within the second: over the budget
+  t.match(stats(), { events: 2, limited: 1 });
+  t.match(prog.bindings(), [{ ip: '10.8.64.2', mac: B }]);
+  // Another port (ifindex 2 does not exist here; the program only keys its maps by it).
+  t.equal(prog.testRun(request(A, '10.8.64.9'), 2), TC_ACT_UNSPEC);
+  t.match(prog.portStats().get(2), { events: 1, limited: 0 }, "another port's budget is full");
+  prog.forgetPort(LO);
+  t.notOk(prog.portStats().get(LO), "a port's counters go when it is forgotten");
+  run(request(B, '10.8.64.4'));
+  t.match(stats(), { events: 1, limited: 0 }, 'and it starts with a fresh budget');
+});
+
+t.test('a storm of new bindings: the map stays at its bound (LRU)', async (t) => {
+  const prog = ArpProgram.load(null); // nobody reads its ring buffer: events are lost, counted
+  t.teardown(() => prog.close());
+  const max = 65_536; // BW_BINDINGS_MAX
+  const frames = spoofed(max + 4096);
+  for (const f of frames) prog.testRun(f);
+  const n = prog.bindings().length;
+  t.ok(n <= max && n > max - 4096, `${n} bindings, at most ${max}`);
+  const last = prog.bindings().find((b) => b.ip === '10.101.15.255');
+  t.ok(last, 'the newest binding is there');
+  t.match(prog.portStats().get(LO), { arp: frames.length, limited: 0 });
 });

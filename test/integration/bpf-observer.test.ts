@@ -13,9 +13,10 @@ import { run } from '../../src/exec.js';
 import { BROADCAST_MAC, ZERO_MAC, buildArpFrame, parseArpFrame } from '../../src/net/arp.js';
 import type { LiveEvidence, Observation } from '../../src/observe/types.js';
 import { Testbed, type Sandbox } from '../../src/testbed/testbed.js';
+import { portAttachments } from '../harness/attachments.js';
+import { sendFrames } from '../harness/send-frames.js';
 
 const CHILD = join(REPO_ROOT, 'dist', 'test', 'harness', 'bpf-observer-child.js');
-const NATIVE = join(REPO_ROOT, 'dist', 'src', 'native.js');
 
 /** The observer child process and what it reported. */
 class ObserverChild {
@@ -27,12 +28,12 @@ class ObserverChild {
   #nextId = 1;
   #ready: Promise<void>;
 
-  constructor(bed: Testbed, pinDir: string) {
-    this.#child = spawn(
-      'ip',
-      ['netns', 'exec', bed.runnerNs, process.execPath, CHILD, bed.bridge, pinDir],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    );
+  /** `budget`: new bindings per second per port (0: no limit); `attach`: how ports get the program. */
+  constructor(bed: Testbed, pinDir: string, budget = 0, attach = 'tcx') {
+    const args = [CHILD, bed.bridge, pinDir, String(budget), attach];
+    this.#child = spawn('ip', ['netns', 'exec', bed.runnerNs, process.execPath, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.#child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.#ready = new Promise((resolve, reject) => {
       this.#child.on('exit', (code) => reject(new Error(`child exited ${code}: ${this.stderr}`)));
@@ -118,22 +119,6 @@ function arping(bed: Testbed, s: Sandbox, args: string[]): Promise<unknown> {
   return bed.exec(s.netns, ['arping', '-q', '-I', 'eth0', ...args], { check: false });
 }
 
-/** Sends raw frames out of a sandbox's eth0 with the addon's AF_PACKET socket. */
-async function sendFrames(bed: Testbed, s: Sandbox, frames: Buffer[]): Promise<void> {
-  const script = `
-    import { readFileSync } from 'node:fs';
-    const { loadNative } = await import(${JSON.stringify(NATIVE)});
-    const { addon, error } = loadNative();
-    if (!addon) throw new Error(error);
-    const ifindex = Number(readFileSync('/sys/class/net/eth0/ifindex', 'utf8'));
-    const sock = new addon.PacketSocket(ifindex, 0x0806, () => {});
-    for (const hex of readFileSync(0, 'utf8').split('\\n').filter(Boolean)) sock.send(Buffer.from(hex, 'hex'));
-    sock.close();`;
-  await bed.exec(s.netns, [process.execPath, '--input-type=module', '-e', script], {
-    input: frames.map((f) => f.toString('hex')).join('\n'),
-  });
-}
-
 t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
   const bed = await Testbed.create({ subnet: '10.8.64.0/24' });
   const bpffs = mkdtempSync(join(tmpdir(), `bw-${bed.id}-bpffs-`));
@@ -146,8 +131,8 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
     await run(['umount', bpffs], { check: false });
     rmSync(bpffs, { recursive: true, force: true });
   });
-  const start = async () => {
-    const c = new ObserverChild(bed, pinDir);
+  const start = async (attach = 'tcx') => {
+    const c = new ObserverChild(bed, pinDir, 0, attach);
     children.push(c);
     await c.ready();
     return c;
@@ -195,10 +180,11 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
       live.find((l) => l.ip === '10.8.64.2'),
       { macs: [s3.mac], ifindexes: [s3.hostIfindex], sources: ['bpf'] },
     );
-    const filters = await run(['tc', 'filter', 'show', 'dev', s3.hostIf, 'ingress'], {
-      netns: bed.runnerNs,
-    });
-    t.equal(filters.stdout.match(/handle 0xbd arp_observer/g)?.length, 1, 'one bridgeward filter');
+    t.match(
+      await portAttachments(bed, s3, pinDir),
+      { tcxProgId: Number, clsact: 0 },
+      'one bridgeward attachment: a pinned TCX link',
+    );
   });
 
   await t.test('a port that leaves is forgotten, and so are its bindings', async (t) => {
@@ -337,6 +323,11 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
     const before = (await obs.cmd<[number, string][]>('ports')).map(([i]) => i);
     await obs.waitPorts([...before.filter((i) => i !== s6.hostIfindex), s6.hostIfindex]);
     await obs.close();
+    // An earlier version attached with clsact filters: both attachments are on the ports now.
+    obs = await start('clsact');
+    await obs.waitPorts([...before.filter((i) => i !== s6.hostIfindex), s6.hostIfindex]);
+    t.match(await portAttachments(bed, s1, pinDir), { tcxProgId: Number, clsact: 1 });
+    await obs.close();
     await bed.ip(['link', 'set', s6.hostIf, 'nomaster']);
     await bed.exec(s1.netns, ['ip', 'addr', 'add', '10.8.64.77/24', 'dev', 'eth0']);
     await arping(bed, s1, ['-U', '-c', '1', '-w', '1', '-s', '10.8.64.77', '10.8.64.77']);
@@ -354,18 +345,17 @@ t.test('eBPF observer and ARP probe on a real bridge', async (t) => {
       { macs: [s2.mac] },
       'history from before the restart',
     );
-    const filters = await run(['tc', 'filter', 'show', 'dev', s1.hostIf, 'ingress'], {
-      netns: bed.runnerNs,
-    });
-    t.equal(
-      filters.stdout.match(/handle 0xbd arp_observer/g)?.length,
-      1,
-      'the filter was replaced',
+    const { run: progRun } = await obs.cmd<{ run: { id: number } }>('stats');
+    t.same(
+      await portAttachments(bed, s1, pinDir),
+      { tcxProgId: progRun.id, clsact: 0 },
+      "the link runs the new agent's program; the earlier clsact filter is gone",
     );
-    const former = await run(['tc', 'filter', 'show', 'dev', s6.hostIf, 'ingress'], {
-      netns: bed.runnerNs,
-    });
-    t.notMatch(former.stdout, /arp_observer/, 'a port that left while down lost its filter');
+    t.same(
+      await portAttachments(bed, s6, pinDir),
+      { tcxProgId: null, clsact: 0 },
+      'a port that left while down lost its link and its filter',
+    );
     await obs.close();
   });
 });

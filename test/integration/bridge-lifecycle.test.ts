@@ -12,6 +12,10 @@ import type { AgentStatus } from '../../src/api/status-routes.js';
 import type { Lease } from '../../src/store/types.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { run } from '../../src/exec.js';
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { portAttachments } from '../harness/attachments.js';
 
 const SUBNET = '10.77.0.0/24';
 const GATEWAY = '10.77.0.1';
@@ -24,15 +28,21 @@ async function runner(
 ): Promise<{ bed: Testbed; agent: AgentProcess; outside: OutsideClient | null }> {
   const bed = await Testbed.create({ subnet: SUBNET, bridge: opts.bridge ?? true });
   const outside = opts.outside ? await bed.addOutsideClient() : null;
+  const bpffs = dirname(pinDirOf(bed));
+  mkdirSync(bpffs);
+  await run(['mount', '-t', 'bpf', 'bpf', bpffs]);
   const agent = AgentProcess.start(bed, {
     subnet: SUBNET,
     'metrics-listen': METRICS,
+    'bpf-pin-dir': pinDirOf(bed),
     ...opts.flags,
   });
   t.teardown(async () => {
     if (!t.passing()) t.comment(diagnostics(agent));
     await agent.cleanup();
     await bed.destroy();
+    await run(['umount', bpffs], { check: false });
+    rmSync(bpffs, { recursive: true, force: true });
   });
   await agent.ready();
   return { bed, agent, outside };
@@ -72,13 +82,15 @@ async function bridgeAddresses(bed: Testbed): Promise<string[]> {
   return links.flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).sort();
 }
 
-/** Whether bridgeward's eBPF filter is on a port's ingress. */
-async function observed(bed: Testbed, port: string): Promise<boolean> {
-  const r = await run(['tc', 'filter', 'show', 'dev', port, 'ingress'], {
-    netns: bed.runnerNs,
-    check: false,
-  });
-  return /arp_observer/.test(r.stdout);
+/** Whether bridgeward's eBPF program is on a port's ingress (TCX link or clsact filter). */
+async function observed(bed: Testbed, port: Sandbox): Promise<boolean> {
+  const a = await portAttachments(bed, port, pinDirOf(bed));
+  return a.tcxProgId !== null || a.clsact > 0;
+}
+
+/** The agent's pin dir for a test bed: on a bpffs `runner` mounts where this process sees it. */
+function pinDirOf(bed: Testbed): string {
+  return join(tmpdir(), `bw-${bed.id}-bpffs`, 'bridgeward');
 }
 
 /** Waits for the agent's `bridge up` line for bridge instance `ifindex`. */
@@ -226,19 +238,13 @@ t.test(
     await agent.addPort('app-a', 'tcp', 6667, 8080);
     const oldIfindex = await bed.bridgeIfindex();
     const oldMac = (await status(agent)).bridge.mac;
-    await waitFor(
-      'eBPF on the ports',
-      async () => (await observed(bed, a.hostIf)) && observed(bed, b.hostIf),
-    );
+    await waitFor('eBPF on the ports', async () => (await observed(bed, a)) && observed(bed, b));
 
     await bed.deleteBridge();
     await waitFor('absent in status', async () => (await status(agent)).bridge.state === 'absent');
     t.equal(await metric(bed, 'bridgeward_bridge_up'), 0, 'bridge_up 0');
-    await waitFor(
-      'filters detached from the former ports',
-      async () => !(await observed(bed, a.hostIf)),
-    );
-    t.notOk(await observed(bed, b.hostIf), 'on every former port');
+    await waitFor('filters detached from the former ports', async () => !(await observed(bed, a)));
+    t.notOk(await observed(bed, b), 'on every former port');
     const refused = await allocate(agent, 'app-c');
     t.match(refused.stderr, /bridge rt0 is not present/, 'allocation: bridge rt0 is not present');
     const kept = await apiRequest<Lease[]>(agent.socket, 'GET', '/v1/leases');
@@ -272,10 +278,10 @@ t.test(
     t.equal(localnet.stdout.trim(), '1', 'route_localnet on the new bridge');
     await waitFor(
       'eBPF on the new ports',
-      async () => (await observed(bed, a2.hostIf)) && observed(bed, b2.hostIf),
+      async () => (await observed(bed, a2)) && observed(bed, b2),
     );
     const c = await bed.addSandbox();
-    await waitFor('eBPF on a later port', () => observed(bed, c.hostIf));
+    await waitFor('eBPF on a later port', () => observed(bed, c));
     const lc = (await allocate(agent, 'app-c', c.mac)).lease;
     t.ok(lc && lc.ip !== la.ip && lc.ip !== lb.ip, `allocation works again (${lc?.ip})`);
 

@@ -29,6 +29,7 @@ function finding(ip: string, kind: Finding['kind'] = 'duplicate-ip'): Finding {
     resolvedAt: null,
     clearedAt: null,
     quarantine: kind !== 'lease-mismatch',
+    rates: null,
   };
 }
 
@@ -143,7 +144,9 @@ t.test('webhook: the queue is bounded and drops the oldest waiting change', asyn
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void gate.then(() => {
-        received.push((JSON.parse(Buffer.concat(chunks).toString()) as WebhookPayload).finding.ip);
+        received.push(
+          (JSON.parse(Buffer.concat(chunks).toString()) as WebhookPayload).finding.ip ?? '',
+        );
         res.end();
       });
     });

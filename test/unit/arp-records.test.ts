@@ -1,11 +1,14 @@
 import t from 'tap';
 import {
   BINDING_SIZE,
+  CONFIG_SIZE,
   EVENT_SIZE,
   PORT_STATS_SIZE,
   bindingToObservation,
   changedBindings,
+  encodeConfig,
   eventToObservation,
+  ifindexKey,
   monoToEpochMs,
   parseArpEvent,
   parseBindings,
@@ -107,12 +110,12 @@ t.test('binding and port-counter dumps', async (t) => {
   t.match(bindingToObservation(bindings[0]!, clock), { kind: 'arp-request', at: 999_994 });
 
   const s = Buffer.alloc(PORT_STATS_SIZE);
-  [3, 2, 1, 4, 0].forEach((n, i) => s.writeBigUInt64LE(BigInt(n), i * 8));
+  [3, 2, 1, 4, 0, 6].forEach((n, i) => s.writeBigUInt64LE(BigInt(n), i * 8));
   const k = Buffer.alloc(4);
   k.writeUInt32LE(9);
   t.same(
     [...parsePortStats({ keySize: 4, valueSize: PORT_STATS_SIZE, keys: k, values: s })],
-    [[9, { arp: 3, malformed: 2, mismatch: 1, events: 4, lost: 0 }]],
+    [[9, { arp: 3, malformed: 2, mismatch: 1, events: 4, lost: 0, limited: 6 }]],
   );
 });
 
@@ -128,8 +131,8 @@ t.test('per-CPU port counters are summed over the CPUs', async (t) => {
   t.same(
     [...parsePortStats({ keySize: 4, valueSize: PORT_STATS_SIZE, cpus, keys, values })],
     [
-      [7, { arp: 111, malformed: 0, mismatch: 0, events: 0, lost: 0 }],
-      [9, { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 5 }],
+      [7, { arp: 111, malformed: 0, mismatch: 0, events: 0, lost: 0, limited: 0 }],
+      [9, { arp: 0, malformed: 0, mismatch: 0, events: 0, lost: 5, limited: 0 }],
     ],
   );
   t.same(
@@ -165,4 +168,17 @@ t.test('changed bindings after lost events', async (t) => {
     changedBindings(known, current).map((c) => c.ip),
     ['10.8.64.3', '10.8.64.4', '10.8.64.5'],
   );
+});
+
+t.test('a binding budget becomes an interval and a burst in ns', async (t) => {
+  const c = encodeConfig({ perSecond: 100, burst: 200 });
+  t.equal(c.length, CONFIG_SIZE);
+  t.equal(c.readBigUInt64LE(0), 10_000_000n, 'one binding per 10 ms');
+  t.equal(c.readBigUInt64LE(8), 2_000_000_000n, 'up to 200 ahead');
+  t.same(encodeConfig({ perSecond: 0, burst: 1 }), Buffer.alloc(CONFIG_SIZE), '0: no limit');
+  t.equal(encodeConfig({ perSecond: 3, burst: 1 }).readBigUInt64LE(0), 333_333_334n, 'rounded up');
+  t.throws(() => encodeConfig({ perSecond: -1, burst: 1 }), RangeError);
+  t.throws(() => encodeConfig({ perSecond: 1.5, burst: 1 }), RangeError);
+  t.throws(() => encodeConfig({ perSecond: 10, burst: 0 }), RangeError);
+  t.same(ifindexKey(7), Buffer.from([7, 0, 0, 0]));
 });

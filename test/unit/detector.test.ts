@@ -5,7 +5,7 @@ import { ConflictDetector, type DetectorOptions } from '../../src/detect/detecto
 import { indexLeases, NO_LEASES, type LeaseRef } from '../../src/detect/lease-index.js';
 import type { FindingChange } from '../../src/detect/finding.js';
 import { parseCidr } from '../../src/net/ipv4.js';
-import type { Observation } from '../../src/observe/types.js';
+import type { Observation, PortActivity } from '../../src/observe/types.js';
 
 const HOST = '02:00:00:00:00:01';
 const A = '02:00:00:00:00:0a';
@@ -365,4 +365,96 @@ t.test('idle: nothing for a tick to do until a claim, and again once it cleared'
   t.notOk(d.idle(), 'its finding waits out the hold-down');
   d.tick(10_000, NO_LEASES);
   t.ok(d.idle(), 'cleared');
+});
+
+function activity(
+  ifindex: number,
+  at: number,
+  counts: { arpFrames?: number; bindings?: number; limited?: number } = {},
+): PortActivity {
+  return {
+    source: 'bpf',
+    ifindex,
+    port: ifindex === PA ? 'vetha' : 'vethb',
+    at,
+    intervalMs: 1000,
+    arpFrames: 0,
+    bindings: 0,
+    limited: 0,
+    ...counts,
+  };
+}
+
+t.test('arp-storm: a spoofing port is named with its sandbox and rates', async (t) => {
+  const d = detector();
+  const leases = indexLeases([lease('app-a', '10.8.64.2', A, PA)]);
+  t.same(d.portActivity(activity(PA, 1000, { arpFrames: 5, bindings: 1 }), leases), []);
+  const raised = d.portActivity(
+    activity(PA, 2000, { arpFrames: 20_000, bindings: 100, limited: 19_900 }),
+    leases,
+  );
+  t.same(kinds(raised), ['raised arp-storm']);
+  t.match(raised[0]?.finding, {
+    id: 'arp-storm/if7/2000',
+    ip: null,
+    ports: ['vetha'],
+    ifindexes: [PA],
+    sandboxes: ['app-a'],
+    macs: [A],
+    severity: 'warn',
+    quarantine: false,
+    rates: {
+      arpPerSecond: 20_000,
+      bindingsPerSecond: 100,
+      limitedPerSecond: 19_900,
+      peakLimitedPerSecond: 19_900,
+      limitedTotal: 19_900,
+    },
+  });
+  t.same(
+    d.portActivity(activity(PA, 3000, { arpFrames: 30_000, limited: 100 }), leases),
+    [],
+    'a storm going on is not news',
+  );
+  t.match(d.active()[0]?.rates, { arpPerSecond: 30_000, peakArpPerSecond: 30_000 });
+  t.same(d.portActivity(activity(PB, 3000, { arpFrames: 10 }), leases), [], 'others are quiet');
+  t.same(d.portActivity(activity(PA, 4000), leases), [], 'quiet again: resolving');
+  t.match(d.active(), [{ kind: 'arp-storm', resolvedAt: new Date(4000).toISOString() }]);
+  t.same(d.tick(8999, leases), [], 'within the hold-down');
+  const cleared = d.tick(9000, leases);
+  t.same(kinds(cleared), ['cleared arp-storm']);
+  t.match(cleared[0]?.finding, { state: 'cleared', rates: { limitedTotal: 20_000 } });
+  t.same(d.active(), []);
+  t.match(d.cleared(), [{ kind: 'arp-storm' }]);
+});
+
+t.test('arp-storm: a flood of one binding; spoofing later is an update', async (t) => {
+  const d = detector({ stormFramesPerSecond: 500 });
+  const leases = indexLeases([lease('app-b', '10.8.64.3', B, null)]);
+  d.observe({ source: 'netlink-fdb', kind: 'fdb', ip: null, mac: B, ifindex: PB, at: 500 }, leases);
+  t.same(d.portActivity(activity(PB, 1000, { arpFrames: 499 }), leases), [], 'under the rate');
+  const raised = d.portActivity(activity(PB, 2000, { arpFrames: 500 }), leases);
+  t.match(raised, [
+    { type: 'raised', finding: { sandboxes: ['app-b'], rates: { limitedTotal: 0 } } },
+  ]);
+  t.same(kinds(d.portActivity(activity(PB, 3000, { arpFrames: 9, limited: 1 }), leases)), [
+    'updated arp-storm',
+  ]);
+  t.same(d.portActivity(activity(PB, 4000), leases), []);
+  t.same(
+    d.portActivity(activity(PB, 5000, { arpFrames: 600 }), leases),
+    [],
+    'back within the hold-down: the same storm',
+  );
+  t.equal(d.active().length, 1);
+  t.equal(d.active()[0]?.resolvedAt, null);
+  d.portGone(PB, 6000, leases);
+  t.same(kinds(d.tick(11_000, leases)), ['cleared arp-storm'], 'its port left');
+});
+
+t.test('arp-storm: a station the bridge learned on the port names its sandbox', async (t) => {
+  const d = detector();
+  const leases = indexLeases([lease('app-c', '10.8.64.4', C, null)]);
+  const changes = d.portActivity({ ...activity(PB, 1000, { limited: 5 }), stations: [C] }, leases);
+  t.match(changes, [{ type: 'raised', finding: { sandboxes: ['app-c'], macs: [C] } }]);
 });

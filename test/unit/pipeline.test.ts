@@ -165,3 +165,36 @@ t.test('a full input queue drops and counts instead of waiting', async (t) => {
   const dropped = Number(/source="detector"} (\d+)/.exec(text)?.[1]);
   t.ok(dropped > 0, `dropped ${dropped}`);
 });
+
+t.test('arp-storm: recorded in the history without an address, nothing quarantined', async (t) => {
+  const { store, pipeline, seen, advance } = setup(t);
+  await store.claim({ sandbox: 'app-a', ip: '10.8.64.2', mac: A, at: new Date() });
+  pipeline.portUp(7, 'vetha');
+  const reading = (limited: number) => ({
+    source: 'bpf' as const,
+    ifindex: 7,
+    port: 'vetha',
+    at: advance(1000),
+    intervalMs: 1000,
+    arpFrames: limited * 2,
+    bindings: 100,
+    limited,
+  });
+  pipeline.submitActivity(reading(20_000));
+  await pipeline.idle();
+  t.match(seen, [{ type: 'raised', finding: { kind: 'arp-storm', ip: null, ports: ['vetha'] } }]);
+  pipeline.submitActivity(reading(0));
+  advance(5000);
+  pipeline.tick();
+  await pipeline.idle();
+  t.same(
+    seen.map((c) => c.type),
+    ['raised', 'cleared'],
+  );
+  const events = (await store.history({})).filter((e) => e.kind === 'finding');
+  t.match(events, [
+    { ip: null, detail: { finding: 'arp-storm', event: 'raised' } },
+    { ip: null, detail: { finding: 'arp-storm', event: 'cleared' } },
+  ]);
+  t.same((await store.snapshot()).quarantine, []);
+});
