@@ -13,17 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="$PWD/scripts/containers.conf"  # runc and explicit ulimits
 
-APT_PACKAGES=(podman runc mmdebstrap)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "image: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh podman runc mmdebstrap
 
 VERSION=$(node -p "require('./package.json').version")
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
