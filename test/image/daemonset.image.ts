@@ -185,10 +185,12 @@ async function checkFeatures(
     if (more) await more(pod, leased);
   }
   await check('stop', async () => {
+    // From the agent's receipt of SIGTERM (its `stopping` line) to the container's exit.
     const stopping = await pod.terminate();
     const logs = await pod.logs();
     const asked = logs.filter((l) => l.msg === 'stopping').at(-1);
     const ms = stopping.finishedAt - Date.parse(String(asked?.time));
+    t.comment(`SIGTERM to exit: ${ms} ms`);
     return stopping.exitCode === 0 && ms < 2000 ? null : `exit ${stopping.exitCode} after ${ms} ms`;
   });
   return out;
