@@ -16,16 +16,7 @@ APT_PACKAGES=(
   iperf3                                       # bench dataplane: TCP and UDP between two sandboxes
 )
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh "${APT_PACKAGES[@]}"
 
 # bpffs for pinned maps (the agent also mounts it itself when it can).
 if ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then

@@ -225,7 +225,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       nodePorts,
       reconciler,
       identity,
-      sysctls: enableNodePortSysctls,
+      sysctls: (name) => enableNodePortSysctls(name, cfg.sysctlDir),
       metrics,
       log,
     });

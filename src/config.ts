@@ -58,6 +58,11 @@ export interface Config {
   readonly identityTokenDir: string | null;
   /** Whether `nft monitor` watches for other processes changing the node-port table. */
   readonly nftMonitor: boolean;
+  /**
+   * Where the bridge's sysctls are written (`<dir>/net/ipv4/conf/<bridge>/...`): /proc/sys, or in
+   * a container, whose /proc/sys is read-only, a mount of the node's /proc/sys/net at `<dir>/net`.
+   */
+  readonly sysctlDir: string;
 }
 
 /** The accepted log levels. */
@@ -83,6 +88,7 @@ export interface RawConfig {
   identityListen?: string;
   identityTokenDir?: string;
   nftMonitor?: string;
+  sysctlDir?: string;
 }
 
 /** The keys a config file may hold, which are also the `run` flags in kebab-case. */
@@ -103,6 +109,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'identityListen',
   'identityTokenDir',
   'nftMonitor',
+  'sysctlDir',
 ];
 
 /** Defaults applied when neither the file nor a flag sets a key. */
@@ -118,6 +125,7 @@ export const DEFAULTS = {
   holdDownSeconds: 60,
   bpfPinDir: '/sys/fs/bpf/bridgeward',
   nftMonitor: 'on',
+  sysctlDir: '/proc/sys',
 } as const;
 
 /** Default port of the identity token server, on the gateway address. */
@@ -229,6 +237,7 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
         ? null
         : absPath(raw.identityTokenDir, 'identity-token-dir'),
     nftMonitor: onOff(raw.nftMonitor, 'nft-monitor'),
+    sysctlDir: absPath(raw.sysctlDir, 'sysctl-dir'),
   };
 }
 

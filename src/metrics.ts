@@ -22,6 +22,8 @@ export interface Metrics {
   readonly leases: Gauge<'state'>;
   /** Allocation attempts by result (ok, existing, exhausted, conflict, error). */
   readonly allocations: Counter<'result'>;
+  /** How long an allocation request took, from the call to its answer (any result). */
+  readonly allocationSeconds: Histogram<never>;
   /** Reconcile sweeps by trigger (boot, periodic, event) and how long they took. */
   readonly reconcileSeconds: Histogram<'trigger'>;
   /** Findings currently active, by kind. */
@@ -40,6 +42,8 @@ export interface Metrics {
   readonly portMalformedFrames: Counter<'port'>;
   /** Node-port table repairs after drift. */
   readonly nodeportRepairs: Counter<never>;
+  /** How long a node-port change took, store commit and nftables transaction, by op (add, remove). */
+  readonly nodeportChangeSeconds: Histogram<'op'>;
   /** nftables transactions by result. */
   readonly nftTransactions: Counter<'result'>;
   /** Identity token requests by result. */
@@ -90,6 +94,12 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_allocations_total',
       help: 'Allocation requests by result.',
       labelNames: ['result'],
+      ...reg,
+    }),
+    allocationSeconds: new Histogram({
+      name: 'bridgeward_allocation_seconds',
+      help: 'Allocation request duration, from the call to its answer.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
       ...reg,
     }),
     reconcileSeconds: new Histogram({
@@ -144,6 +154,13 @@ export function createMetrics(): Metrics {
     nodeportRepairs: new Counter({
       name: 'bridgeward_nodeport_repairs_total',
       help: 'Node-port table repairs after drift.',
+      ...reg,
+    }),
+    nodeportChangeSeconds: new Histogram({
+      name: 'bridgeward_nodeport_change_seconds',
+      help: 'Node-port change duration (store commit and nftables transaction), by op.',
+      labelNames: ['op'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
       ...reg,
     }),
     nftTransactions: new Counter({

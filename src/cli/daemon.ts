@@ -1,11 +1,14 @@
 /**
  * `bridgeward run`: the daemon. Parses flags (and an optional `--config` JSON file), validates
  * everything up front, starts the agent and stops it cleanly on SIGTERM/SIGINT within 2 s.
+ * `--check-config` stops after the validation (see `check-config.ts`).
  */
 import { CONFIG_KEYS, readConfigFile, resolveConfig, type RawConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { startAgent } from '../agent.js';
-import { parseVerbArgs } from './args.js';
+import { parseVerbArgs, resolveOutput } from './args.js';
+import { printConfigCheck } from './check-config.js';
+import { invalid } from '../errors.js';
 import type { Verb } from './verb.js';
 
 const STOP_DEADLINE_MS = 2000;
@@ -17,15 +20,19 @@ function flagName(key: string): string {
 
 const RUN_OPTIONS = Object.fromEntries([
   ['config', { type: 'string' }],
+  ['check-config', { type: 'boolean' }],
+  ['output', { type: 'string', short: 'o' }],
   ...CONFIG_KEYS.map((k) => [flagName(k), { type: 'string' }]),
-]) as Record<string, { type: 'string' }>;
+]) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
 /** The `run` verb. */
 export const daemonVerbs: Verb[] = [
   {
     words: ['run'],
     summary: 'run the agent (daemon) on this runner',
-    usage: `bridgeward run --subnet CIDR [--config FILE] ${CONFIG_KEYS.filter((k) => k !== 'subnet')
+    usage: `bridgeward run --subnet CIDR [--config FILE] [--check-config [-o json]] ${CONFIG_KEYS.filter(
+      (k) => k !== 'subnet',
+    )
       .map((k) => `[--${flagName(k)} V]`)
       .join(' ')}`,
     async run(argv) {
@@ -37,6 +44,9 @@ export const daemonVerbs: Verb[] = [
       }
       const file = typeof values.config === 'string' ? readConfigFile(values.config) : {};
       const cfg = resolveConfig(flags, file);
+      if (values['check-config'] === true)
+        return printConfigCheck(cfg, resolveOutput(values.output as string | undefined));
+      if (values.output !== undefined) throw invalid('-o goes with --check-config');
       const log = createLogger(cfg.logLevel);
       const abort = new AbortController();
       const agentReady = startAgent(cfg, log, abort.signal);

@@ -46,7 +46,7 @@ export interface IpamOptions {
   /** Logger. */
   readonly log: Logger;
   /** Metrics to keep (allocations by result, addresses by state). */
-  readonly metrics?: Pick<Metrics, 'allocations' | 'leases'>;
+  readonly metrics?: Pick<Metrics, 'allocations' | 'allocationSeconds' | 'leases'>;
   /** Clock (ms since the epoch); tests pass a fake. */
   readonly now?: () => number;
   /** This agent's node name, recorded on its leases and quarantines (default: none). */
@@ -178,6 +178,7 @@ export class IpamService {
    *   when the store fails.
    */
   allocate(sandbox: string, mac: string | null): Promise<ClaimResult> {
+    const timer = this.#metrics?.allocationSeconds.startTimer();
     return new Promise((resolve, reject) => {
       this.#allocations.push({
         sandbox,
@@ -185,10 +186,12 @@ export class IpamService {
         skip: new Set(),
         attempts: 0,
         resolve: (r) => {
+          timer?.();
           this.#metrics?.allocations.inc({ result: r.existing ? 'existing' : 'ok' });
           resolve(r);
         },
         reject: (e) => {
+          timer?.();
           this.#metrics?.allocations.inc({ result: failureResult(e) });
           reject(e);
         },

@@ -81,7 +81,10 @@ export interface NodePortDeps {
   /** The bridge and sandbox subnet the fixed rules match. */
   readonly table: TableSpec;
   /** Repair and transaction counters. */
-  readonly metrics: Pick<Metrics, 'nodeportRepairs' | 'nftTransactions' | 'resyncs'>;
+  readonly metrics: Pick<
+    Metrics,
+    'nodeportRepairs' | 'nodeportChangeSeconds' | 'nftTransactions' | 'resyncs'
+  >;
   /** Logger. */
   readonly log: Logger;
   /** Keeps the bridge ports of backends in hairpin mode where needed. */
@@ -279,6 +282,7 @@ export class NodePorts {
    *   KERNEL_ERROR.
    */
   add(m: PortMapping): Promise<NodePortView> {
+    const timer = this.#d.metrics.nodeportChangeSeconds.startTimer({ op: 'add' });
     return this.#serial(async () => {
       const usedBy = this.#d.reserved.get(elementKey(m));
       if (usedBy) {
@@ -299,7 +303,7 @@ export class NodePorts {
       if (!this.#backends.some((b) => b.ip === lease.ip)) this.#backends.push(backend);
       await this.#hairpinInclude(backend);
       return { ...m, addr: lease.ip };
-    });
+    }).finally(timer);
   }
 
   /**
@@ -308,11 +312,12 @@ export class NodePorts {
    * @throws BridgewardError UNKNOWN_PORT (from the store), KERNEL_ERROR.
    */
   remove(proto: Proto, hostPort: number): Promise<PortMapping> {
+    const timer = this.#d.metrics.nodeportChangeSeconds.startTimer({ op: 'remove' });
     return this.#serial(async () => {
       const removed = await this.#d.store.removePort(proto, hostPort, new Date());
       await this.#applyOne(elementKey({ proto, hostPort }), null);
       return removed;
-    });
+    }).finally(timer);
   }
 
   /** Every node port with its backend address, sorted by proto and host port. */

@@ -10,7 +10,7 @@
  *   forwarding on the interface they arrive on, which a runner with sandbox egress already has.
  *
  * @example
- * await enableNodePortSysctls('rt0'); // [{ key: 'net/ipv4/conf/rt0/route_localnet', value: '1', was: '0' }]
+ * await enableNodePortSysctls('rt0', '/proc/sys'); // [{ key: 'net/ipv4/conf/rt0/route_localnet', value: '1', was: '0' }]
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { BridgewardError } from '../errors.js';
@@ -34,14 +34,15 @@ export function nodePortSysctls(bridge: string): { key: string; value: string }[
 }
 
 /**
- * Sets the node-port sysctls on the bridge (in the process's network namespace).
+ * Sets the node-port sysctls on the bridge (in the process's network namespace) below `dir`
+ * (/proc/sys, or a mount of the node's /proc/sys/net at `dir`/net).
  *
  * @throws BridgewardError KERNEL_ERROR when a key cannot be read or written.
  */
-export async function enableNodePortSysctls(bridge: string): Promise<SysctlChange[]> {
+export async function enableNodePortSysctls(bridge: string, dir: string): Promise<SysctlChange[]> {
   const out: SysctlChange[] = [];
   for (const { key, value } of nodePortSysctls(bridge)) {
-    const path = `/proc/sys/${key}`;
+    const path = `${dir}/${key}`;
     try {
       const was = (await readFile(path, 'utf8')).trim();
       if (was !== value) await writeFile(path, value);

@@ -149,6 +149,15 @@ t.test(
     );
     const list = await r.agent.json<NodePortView[]>(['port', 'list']);
     t.same(list, [{ proto: 'tcp', hostPort: 6667, sandbox: 'app-v25', port: 8080, addr: last }]);
+    const metrics = await run(['curl', '-s', `http://${METRICS}/metrics`], {
+      netns: r.bed.runnerNs,
+    });
+    t.match(
+      metrics.stdout,
+      /^bridgeward_nodeport_change_seconds_count\{op="add"\} 25$/m,
+      'every add timed',
+    );
+    t.match(metrics.stdout, /^bridgeward_nodeport_change_seconds_count\{op="remove"\} 24$/m);
   },
 );
 

@@ -14,6 +14,7 @@ t.test('defaults and derived gateway', async (t) => {
   t.same(c.metricsListen, { host: '127.0.0.1', port: 9464 });
   t.equal(c.holdDownSeconds, 60);
   t.equal(c.nftMonitor, true);
+  t.equal(c.sysctlDir, '/proc/sys');
   t.equal(resolveConfig({ subnet: '10.8.64.0/24', nftMonitor: 'off' }).nftMonitor, false);
   t.equal(resolveConfig({ subnet: '10.8.64.0/24', holdDownSeconds: '5' }).holdDownSeconds, 5);
 });
@@ -45,6 +46,10 @@ t.test('precise errors for bad values', async (t) => {
     [{ subnet: '10.8.64.0/24', metricsListen: 'localhost' }, /host:port/],
     [{ subnet: '10.8.64.0/24', logLevel: 'loud' }, /--log-level "loud": expected one of/],
     [{ subnet: '10.8.64.0/24', nftMonitor: 'yes' }, /--nft-monitor "yes": expected on or off/],
+    [
+      { subnet: '10.8.64.0/24', sysctlDir: 'host/proc' },
+      /--sysctl-dir .* must be an absolute path/,
+    ],
     [{ subnet: '10.8.64.0/24', bridge: 'a-name-that-is-too-long' }, /--bridge/],
     [{ subnet: '10.8.64.0/24', cooldownSeconds: '-1' }, /--cooldown-seconds/],
     [

@@ -41,13 +41,16 @@ function setup(t: Test) {
 }
 
 t.test('allocates round-robin, idempotently, binding a MAC given later', async (t) => {
-  const { ipam } = setup(t);
+  const { ipam, metrics } = setup(t);
   const a = await ipam.allocate('a', null);
   t.match(a, { existing: false, lease: { ip: '10.8.64.2', generation: 1, mac: null } });
   const b = await ipam.allocate('b', null);
   t.equal(b.lease.ip, '10.8.64.3');
   const again = await ipam.allocate('a', '02:00:00:00:00:0a');
   t.match(again, { existing: true, lease: { ip: '10.8.64.2', mac: '02:00:00:00:00:0a' } });
+  const timed = (await metrics.allocationSeconds.get()).values;
+  const count = timed.find((v) => v.metricName === 'bridgeward_allocation_seconds_count');
+  t.equal(count?.value, 3, 'every allocation timed');
 });
 
 t.test('skips addresses live on the wire', async (t) => {
