@@ -1,10 +1,9 @@
 /**
  * `bridgeward run`: the daemon. Parses flags (and an optional `--config` JSON file), validates
- * everything up front, starts the agent and stops it cleanly on SIGTERM/SIGINT within 2 s.
+ * everything up front, starts the agent and stops it cleanly on SIGTERM/SIGINT within 2 s. The
+ * agent and the logger are imported only when `run` runs, so client verbs never load them.
  */
 import { CONFIG_KEYS, readConfigFile, resolveConfig, type RawConfig } from '../config.js';
-import { createLogger } from '../log.js';
-import { startAgent } from '../agent.js';
 import { parseVerbArgs } from './args.js';
 import type { Verb } from './verb.js';
 
@@ -37,6 +36,10 @@ export const daemonVerbs: Verb[] = [
       }
       const file = typeof values.config === 'string' ? readConfigFile(values.config) : {};
       const cfg = resolveConfig(flags, file);
+      const [{ createLogger }, { startAgent }] = await Promise.all([
+        import('../log.js'),
+        import('../agent.js'),
+      ]);
       const log = createLogger(cfg.logLevel);
       const abort = new AbortController();
       const agentReady = startAgent(cfg, log, abort.signal);

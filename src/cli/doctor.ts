@@ -1,9 +1,9 @@
 /**
  * `bridgeward doctor`: checks this host for what the agent needs (kernel, BTF, bpffs, nftables,
  * tc/clsact, privileges, sysctls on the bridge) and says how to fix what is missing.
+ * `systeminformation` is imported only when the checks run, so other verbs never load it.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import si from 'systeminformation';
 import { loadNative } from '../native.js';
 import { readCapabilities, probeFeatures } from '../preflight.js';
 import { run } from '../exec.js';
@@ -69,6 +69,7 @@ export async function runChecks(bridge: string): Promise<Check[]> {
     severity: 'warn' | 'fail' = 'fail',
   ) => checks.push({ check, result: ok ? 'ok' : severity, detail, fix: ok ? null : fix });
 
+  const { default: si } = await import('systeminformation');
   const os = await si.osInfo();
   add(
     'kernel',
