@@ -41,6 +41,7 @@ import { startDetection } from './detect/start.js';
 import { eventsRoutes } from './api/events-routes.js';
 import { probeRoutes } from './api/probe-routes.js';
 import { AddressProber } from './detect/prober.js';
+import { CandidateProber } from './ipam/candidate-prober.js';
 import { VERSION } from './version.js';
 
 /** A running agent. */
@@ -131,7 +132,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           onMalformed: () => metrics.malformedFrames.inc({ source: 'probe' }),
         })
       : null;
-    if (prober) ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
+    const candidates = prober
+      ? new CandidateProber({
+          candidates: (k) => ipam.nextCandidates(k),
+          probe: (ips) => prober.probeMany(ips),
+          silentAt: (ip) => prober.silentAt(ip),
+          probeNow: (ip) => prober.preHandoutCheck(ip),
+          log,
+          metrics,
+        })
+      : null;
+    if (candidates) ipam.setPreHandoutCheck((ip) => candidates.check(ip));
     const reconciler = new Reconciler({ ipam, store, log, metrics });
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
@@ -140,6 +151,8 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       .then((answered) => log.info({ answered }, 'boot probe of leased addresses done'))
       .catch((err: unknown) => log.warn({ err }, 'boot probe failed'));
     reconciler.start(cfg.sweepSeconds);
+    candidates?.start();
+    if (candidates) closers.push(() => candidates.stop());
     neighbours.onChange(() => reconciler.kick());
     closers.push(() => reconciler.stop());
     log.info({ sysctls: await enableNodePortSysctls(bridge.name) }, 'node-port sysctls set');
