@@ -4,12 +4,14 @@
  * stdout is one JSON object with the figures and ratios (keys in shared/design/BENCH.md).
  */
 import type { Benchmark } from './benchmark.js';
+import { cniBench } from './cni.js';
 import { detectBench } from './detect.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
 
 /** Every benchmark by name. Each issue that names one adds it here. */
 export const BENCHMARKS: Record<string, Benchmark> = {
+  cni: cniBench,
   detect: detectBench,
   ipam: ipamBench,
   nodeport: nodeportBench,
