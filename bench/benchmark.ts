@@ -28,3 +28,14 @@ export function median(samples: readonly number[]): number {
 export function progress(text: string): void {
   process.stderr.write(`${text}\n`);
 }
+
+/**
+ * A figure for the JSON line: rounded to `digits` decimals, null when it could not be measured.
+ *
+ * @example
+ * rounded(3.14159, 2); // 3.14
+ * rounded(NaN); // null
+ */
+export function rounded(x: number | null, digits = 2): number | null {
+  return x === null || !Number.isFinite(x) ? null : Number(x.toFixed(digits));
+}

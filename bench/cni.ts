@@ -16,7 +16,7 @@ import { run } from '../src/exec.js';
 import { AgentProcess, BIN } from '../src/testbed/agent-process.js';
 import { CniNetwork, DEBIAN_CNI_DIR } from '../src/testbed/cni.js';
 import { Testbed } from '../src/testbed/testbed.js';
-import { median, progress, quantile, type Benchmark } from './benchmark.js';
+import { median, progress, quantile, rounded, type Benchmark } from './benchmark.js';
 
 const SUBNET = '10.9.4.0/22';
 const HOSTLOCAL_SUBNET = '10.9.8.0/22';
@@ -38,9 +38,6 @@ interface Round {
   readonly perSecond: number;
   readonly addMs: number[];
 }
-
-const round2 = (x: number, d = 2): number | null =>
-  Number.isFinite(x) ? Number(x.toFixed(d)) : null;
 
 /** The cni benchmark. */
 export const cniBench: Benchmark = {
@@ -151,19 +148,19 @@ export const cniBench: Benchmark = {
       const figures = {
         pairs,
         rounds,
-        bridgeward_pairs_per_s: round2(median(bw.map((x) => x.perSecond)), 1),
-        hostlocal_pairs_per_s: round2(median(hl.map((x) => x.perSecond)), 1),
-        ratio_vs_hostlocal: round2(
+        bridgeward_pairs_per_s: rounded(median(bw.map((x) => x.perSecond)), 1),
+        hostlocal_pairs_per_s: rounded(median(hl.map((x) => x.perSecond)), 1),
+        ratio_vs_hostlocal: rounded(
           median(bw.map((x, i) => x.perSecond / (hl[i] as Round).perSecond)),
         ),
-        add_p50_ms: round2(median(bwAdd), 1),
-        add_p99_ms: round2(quantile(bwAdd, 0.99), 1),
-        hostlocal_add_p50_ms: round2(median(hlAdd), 1),
-        plugin_add_p50_ms: round2(median(pluginAdd), 1),
-        hostlocal_plugin_add_p50_ms: round2(median(hostLocalAdd), 1),
-        node_start_ms: round2(median(nodeMs), 1),
-        cli_lease_list_ms: round2(median(listMs), 1),
-        cli_help_ms: round2(median(helpMs), 1),
+        add_p50_ms: rounded(median(bwAdd), 1),
+        add_p99_ms: rounded(quantile(bwAdd, 0.99), 1),
+        hostlocal_add_p50_ms: rounded(median(hlAdd), 1),
+        plugin_add_p50_ms: rounded(median(pluginAdd), 1),
+        hostlocal_plugin_add_p50_ms: rounded(median(hostLocalAdd), 1),
+        node_start_ms: rounded(median(nodeMs), 1),
+        cli_lease_list_ms: rounded(median(listMs), 1),
+        cli_help_ms: rounded(median(helpMs), 1),
       };
       return {
         ...figures,

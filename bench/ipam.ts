@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentProcess } from '../src/testbed/agent-process.js';
 import { Testbed } from '../src/testbed/testbed.js';
-import { median, progress, quantile, type Benchmark } from './benchmark.js';
+import { median, progress, quantile, rounded, type Benchmark } from './benchmark.js';
 
 const SUBNET = '10.9.0.0/26';
 const HOST_LOCAL = '/usr/lib/cni/host-local';
@@ -133,9 +133,6 @@ async function hostLocalPair(id: string, netconf: string, netns: string): Promis
   return ms;
 }
 
-const round2 = (x: number | null, d = 2): number | null =>
-  x === null || !Number.isFinite(x) ? null : Number(x.toFixed(d));
-
 /** The ipam benchmark. */
 export const ipamBench: Benchmark = {
   async run(argv) {
@@ -200,13 +197,13 @@ export const ipamBench: Benchmark = {
         ops,
         rounds,
         clients,
-        bridgeward_allocs_per_s: round2(bwRate, 1),
-        hostlocal_allocs_per_s: round2(hlRate, 1),
-        ratio_vs_hostlocal: round2(ratio),
-        bridgeward_alloc_p99_ms: round2(p99, 3),
-        single_alloc_p50_ms: round2(median(singleMs), 3),
-        single_alloc_p99_ms: round2(quantile(singleMs, 0.99), 3),
-        hostlocal_add_p99_ms: round2(
+        bridgeward_allocs_per_s: rounded(bwRate, 1),
+        hostlocal_allocs_per_s: rounded(hlRate, 1),
+        ratio_vs_hostlocal: rounded(ratio),
+        bridgeward_alloc_p99_ms: rounded(p99, 3),
+        single_alloc_p50_ms: rounded(median(singleMs), 3),
+        single_alloc_p99_ms: rounded(quantile(singleMs, 0.99), 3),
+        hostlocal_add_p99_ms: rounded(
           quantile(
             hl.flatMap((x) => x.allocMs),
             0.99,
