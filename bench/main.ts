@@ -5,6 +5,7 @@
  */
 import type { Benchmark } from './benchmark.js';
 import { dataplaneBench } from './dataplane.js';
+import { cniBench } from './cni.js';
 import { detectBench } from './detect.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
@@ -13,6 +14,7 @@ import { scaleBench } from './scale.js';
 /** Every benchmark by name. Each issue that names one adds it here. */
 export const BENCHMARKS: Record<string, Benchmark> = {
   dataplane: dataplaneBench,
+  cni: cniBench,
   detect: detectBench,
   ipam: ipamBench,
   nodeport: nodeportBench,

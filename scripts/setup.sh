@@ -12,8 +12,9 @@ APT_PACKAGES=(
   iproute2 iputils-ping iputils-arping tcpdump netcat-openbsd  # namespaces, veths, test traffic
   curl                                         # identity tests: HTTP from inside sandbox namespaces
   etcd-server etcd-client                      # the etcd store backend and its tests
-  arpwatch containernetworking-plugins         # benchmark peers (arpwatch, CNI host-local)
+  arpwatch containernetworking-plugins         # benchmark peers (arpwatch, CNI host-local); CNI tests (bridge)
   iperf3                                       # bench dataplane: TCP and UDP between two sandboxes
+  podman runc busybox-static                   # the CNI runtime test (podman 4.3 uses CNI; busybox image)
 )
 
 scripts/apt-install.sh "${APT_PACKAGES[@]}"

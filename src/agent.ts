@@ -45,6 +45,7 @@ import { startDetection } from './detect/start.js';
 import { eventsRoutes } from './api/events-routes.js';
 import { probeRoutes } from './api/probe-routes.js';
 import { AddressProber } from './detect/prober.js';
+import { CandidateProber } from './ipam/candidate-prober.js';
 import { VERSION } from './version.js';
 
 /**
@@ -151,11 +152,23 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           onMalformed: () => metrics.malformedFrames.inc({ source: 'probe' }),
         })
       : null;
-    if (prober) ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
+    const candidates = prober
+      ? new CandidateProber({
+          candidates: (k) => ipam.nextCandidates(k),
+          probe: (ips) => prober.probeMany(ips),
+          silentAt: (ip) => prober.silentAt(ip),
+          probeNow: (ip) => prober.preHandoutCheck(ip),
+          log,
+          metrics,
+        })
+      : null;
+    if (candidates) ipam.setPreHandoutCheck((ip) => candidates.check(ip));
     const reconciler = new Reconciler({ ipam, store, bridge, log, metrics });
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
     reconciler.start(cfg.sweepSeconds);
+    candidates?.start();
+    if (candidates) closers.push(() => candidates.stop());
     closers.push(() => reconciler.stop());
     const conntrack = openConntrack();
     closers.push(() => conntrack.close());

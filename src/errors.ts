@@ -48,6 +48,16 @@ export const ERROR_CODES = {
   RATE_LIMITED: 429,
   /** The caller's MAC or bridge port is not the one its lease is bound to. */
   BINDING_MISMATCH: 403,
+  /** A CNI request names a spec version (or a command of a version) the plugin does not support. */
+  INCOMPATIBLE_VERSION: 400,
+  /** A network config field the plugin does not support (the message names key and value). */
+  UNSUPPORTED_FIELD: 400,
+  /** A CNI_* environment variable is missing or malformed (the message names it). */
+  INVALID_ENVIRONMENT: 400,
+  /** Reading the request (e.g. a CNI plugin's stdin) failed. */
+  IO_FAILURE: 500,
+  /** A sandbox's lease is not the one its runtime recorded (CNI CHECK). */
+  LEASE_MISMATCH: 409,
   /** An unexpected internal failure. */
   INTERNAL: 500,
 } as const;

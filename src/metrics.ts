@@ -24,6 +24,11 @@ export interface Metrics {
   readonly allocations: Counter<'result'>;
   /** How long an allocation request took, from the call to its answer (any result). */
   readonly allocationSeconds: Histogram<never>;
+  /**
+   * Pre-handout checks by how the address was vouched for: `fresh` (a background probe within
+   * the freshness bound) or `probed` (a probe on the allocation's path).
+   */
+  readonly prehandoutChecks: Counter<'result'>;
   /** Reconcile sweeps by trigger (boot, periodic, event) and how long they took. */
   readonly reconcileSeconds: Histogram<'trigger'>;
   /** Findings currently active, by kind. */
@@ -88,6 +93,12 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_leases',
       help: 'Pool addresses by state.',
       labelNames: ['state'],
+      ...reg,
+    }),
+    prehandoutChecks: new Counter({
+      name: 'bridgeward_prehandout_checks_total',
+      help: 'Pre-handout checks by result: fresh (probed in the background) or probed (on the allocation path).',
+      labelNames: ['result'],
       ...reg,
     }),
     allocations: new Counter({

@@ -8,16 +8,18 @@ import { request } from 'node:http';
 import { BridgewardError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
 /**
- * Sends one request and parses the JSON answer.
+ * Sends one request and parses the JSON answer. With `timeoutMs`, a request the agent has not
+ * answered by then is abandoned (the agent may still complete it).
  *
- * @throws BridgewardError AGENT_UNREACHABLE when nothing listens on the socket; otherwise the
- *   error code and message the agent answered with.
+ * @throws BridgewardError AGENT_UNREACHABLE when nothing listens on the socket or the answer
+ *   did not come in time; otherwise the error code and message the agent answered with.
  */
 export function apiRequest<T>(
   socket: string,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
+  timeoutMs?: number,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -57,6 +59,17 @@ export function apiRequest<T>(
         });
       },
     );
+    if (timeoutMs !== undefined) {
+      req.setTimeout(timeoutMs, () => {
+        req.destroy();
+        reject(
+          new BridgewardError(
+            'AGENT_UNREACHABLE',
+            `the agent at ${socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
+          ),
+        );
+      });
+    }
     req.on('error', (e: NodeJS.ErrnoException) => {
       reject(
         new BridgewardError(

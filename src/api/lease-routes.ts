@@ -7,14 +7,16 @@
  *   caller has confirmed the sandbox is gone);
  * - `GET /v1/history?ip=&sandbox=&limit=`: the event history, oldest first;
  * - `GET /v1/quarantine`; `DELETE /v1/quarantine/:ip?reason=`: operator override, recorded;
- * - `POST /v1/sync` `{sandboxes: [...]}`: the runtime's declared set (CNI GC style).
+ * - `POST /v1/sync` `{sandboxes: [...]}`: the runtime's declared set (CNI GC style);
+ * - `GET /v1/pool`: how the pool's addresses are used (CNI STATUS asks whether any is left).
  *
  * @example
  * startApi({ socket, log, routes: [leaseRoutes({ ipam, store, reconciler })] });
  */
 import { BridgewardError } from '../errors.js';
-import { formatIp, parseIp, parseMac } from '../net/ipv4.js';
+import { formatCidr, formatIp, parseIp, parseMac } from '../net/ipv4.js';
 import { SANDBOX_ID_PATTERN } from '../ipam/sandbox-id.js';
+import type { PoolCounts } from '../ipam/allocator.js';
 import type { IpamService } from '../ipam/service.js';
 import type { Reconciler } from '../ipam/reconciler.js';
 import type { Lease, LeaseStore } from '../store/types.js';
@@ -72,6 +74,14 @@ export interface SyncView {
   readonly reaped: string[];
 }
 
+/** How the pool is used right now. */
+export interface PoolView extends PoolCounts {
+  /** The subnet in CIDR form. */
+  readonly subnet: string;
+  /** The gateway. */
+  readonly gateway: string;
+}
+
 const sandboxId = { type: 'string', pattern: SANDBOX_ID_PATTERN } as const;
 const MAC_PATTERN = '^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$';
 
@@ -79,6 +89,7 @@ const MAC_PATTERN = '^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$';
 export function leaseRoutes(deps: LeaseRouteDeps): ApiRoutes {
   const { ipam, store, reconciler } = deps;
   const prefixLength = ipam.pool.subnet.prefixLength;
+  const subnet = formatCidr(ipam.pool.subnet);
   return (app) => {
     app.post<{ Body: { sandbox: string; mac?: string } }>(
       '/v1/leases',
@@ -106,6 +117,12 @@ export function leaseRoutes(deps: LeaseRouteDeps): ApiRoutes {
         };
       },
     );
+
+    app.get('/v1/pool', async (): Promise<PoolView> => ({
+      subnet,
+      gateway: ipam.pool.gateway,
+      ...(await ipam.counts()),
+    }));
 
     app.get('/v1/leases', async (): Promise<Lease[]> => [...(await store.snapshot()).leases]);
 

@@ -1,11 +1,10 @@
 /**
  * `bridgeward run`: the daemon. Parses flags (and an optional `--config` JSON file), validates
  * everything up front, starts the agent and stops it cleanly on SIGTERM/SIGINT within 2 s.
- * `--check-config` stops after the validation (see `check-config.ts`).
+ * `--check-config` stops after the validation (see `check-config.ts`). The agent and the logger
+ * are imported only when `run` runs, so client verbs never load them.
  */
 import { CONFIG_KEYS, readConfigFile, resolveConfig, type RawConfig } from '../config.js';
-import { createLogger } from '../log.js';
-import { startAgent } from '../agent.js';
 import { parseVerbArgs, resolveOutput } from './args.js';
 import { printConfigCheck } from './check-config.js';
 import { invalid } from '../errors.js';
@@ -47,6 +46,10 @@ export const daemonVerbs: Verb[] = [
       if (values['check-config'] === true)
         return printConfigCheck(cfg, resolveOutput(values.output as string | undefined));
       if (values.output !== undefined) throw invalid('-o goes with --check-config');
+      const [{ createLogger }, { startAgent }] = await Promise.all([
+        import('../log.js'),
+        import('../agent.js'),
+      ]);
       const log = createLogger(cfg.logLevel);
       const abort = new AbortController();
       const agentReady = startAgent(cfg, log, abort.signal);

@@ -2,11 +2,11 @@
  * `bridgeward doctor`: checks this host for what the agent needs (kernel, BTF, bpffs, nftables,
  * tc/clsact, privileges, the bridge and its sysctls) and, when an agent answers on the socket,
  * whether it follows the bridge that is there now; says how to fix what is missing.
+ * `systeminformation` is imported only when the checks run, so other verbs never load it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { AgentStatus } from '../api/status-routes.js';
 import { callAgent } from './call.js';
-import si from 'systeminformation';
 import { loadNative } from '../native.js';
 import { readCapabilities, probeFeatures } from '../preflight.js';
 import { run } from '../exec.js';
@@ -86,6 +86,7 @@ export async function runChecks(
     severity: 'warn' | 'fail' = 'fail',
   ) => checks.push({ check, result: ok ? 'ok' : severity, detail, fix: ok ? null : fix });
 
+  const { default: si } = await import('systeminformation');
   const os = await si.osInfo();
   add(
     'kernel',

@@ -1,19 +1,22 @@
 /**
  * The agent's use of the RFC 5227 probe: on demand (`POST /v1/probe`), before an address is
- * handed out for the first time since start (the IPAM pre-handout check), and for every leased
- * address at boot. Every answer becomes a `probe-reply` observation for the detector, so a silent
- * duplicate that a passive observer never sees still raises a finding.
+ * handed out (the IPAM pre-handout check, when no probe found it silent recently enough: see
+ * `ipam/candidate-prober.ts`), in batches for the candidates the background prober keeps fresh,
+ * and for every leased address at boot. Every answer becomes a `probe-reply`
+ * observation for the detector, so a silent duplicate that a passive observer never sees still
+ * raises a finding.
  *
  * @example
  * const prober = new AddressProber({ bridge, pipeline, detector, store, log });
  * ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
  * await prober.probe('10.8.64.2', 500); // [{ mac, port, ifindex, sandbox, rttMs }]
+ * await prober.probeMany(['10.8.64.3', '10.8.64.4']); // prober.silentAt('10.8.64.3'): when
  */
 import { BridgewardError, isBridgewardError } from '../errors.js';
 import type { BridgeLifecycle } from '../bridge/lifecycle.js';
 import type { Logger } from '../log.js';
 import type { ProbeAnswer } from '../api/probe-routes.js';
-import { probeAddress, type ProbeReply } from '../observe/arp-probe.js';
+import { probeAddresses, type ProbeReply } from '../observe/arp-probe.js';
 import type { LiveEvidence } from '../observe/types.js';
 import type { LeaseStore } from '../store/types.js';
 import type { ConflictDetector } from './detector.js';
@@ -40,8 +43,10 @@ export interface ProberOptions {
 /** Sends probes and reports what answered. */
 export class AddressProber {
   readonly #o: ProberOptions;
-  /** Addresses whose last probe since start got no answer: not probed again before handout. */
-  readonly #silentSinceStart = new Set<string>();
+  /** When the last probe of each address that got no answer started (ms since the epoch). */
+  readonly #silentAt = new Map<string, number>();
+  /** The bridge instance those probes went out on (another instance's silence says nothing). */
+  #probedOn: number | null = null;
 
   /** Creates a prober; it sends nothing until asked. */
   constructor(opts: ProberOptions) {
@@ -55,35 +60,8 @@ export class AddressProber {
    *   the probe); MISSING_FEATURE without the native addon or a bridge MAC.
    */
   async probe(ip: string, timeoutMs: number): Promise<ProbeAnswer[]> {
-    const bridge = this.#o.bridge.require();
-    if (bridge.mac === null) {
-      throw new BridgewardError('MISSING_FEATURE', 'the bridge has no MAC to probe from');
-    }
     const sent = Date.now();
-    let replies: ProbeReply[];
-    try {
-      replies = await probeAddress({
-        ifindex: bridge.index,
-        srcMac: bridge.mac,
-        ip,
-        timeoutMs,
-        onMalformed: this.#o.onMalformed,
-      });
-    } catch (e) {
-      if (isBridgewardError(e, 'KERNEL_ERROR') && bridgeVanished(e, bridge.index, this.#o.bridge)) {
-        throw new BridgewardError(
-          'BRIDGE_ABSENT',
-          `the bridge went away during the probe of ${ip}`,
-          {
-            retryable: true,
-          },
-        );
-      }
-      throw e;
-    }
-    if (replies.length === 0) this.#silentSinceStart.add(ip);
-    else this.#silentSinceStart.delete(ip);
-    for (const r of replies) this.#observe(ip, r);
+    const replies = (await this.#probeAll([ip], timeoutMs)).get(ip) ?? [];
     if (replies.length === 0) return [];
     const { leases } = await this.#o.store.snapshot();
     return replies.map((r) => {
@@ -102,12 +80,26 @@ export class AddressProber {
   }
 
   /**
-   * The IPAM pre-handout check: probes an address before it is handed out unless a probe since
-   * start already found it silent; evidence when anyone answered (the address is then skipped
-   * and quarantined, and probed again before any later handout).
+   * Probes several addresses in one window (the pre-handout window) and records which were
+   * silent; answers go to the detector.
+   *
+   * @throws BridgewardError as `probe`.
+   */
+  async probeMany(ips: readonly string[]): Promise<void> {
+    await this.#probeAll(ips, this.#o.checkTimeoutMs ?? 100);
+  }
+
+  /** When the last probe of `ip` that got no answer started, unless one answered since. */
+  silentAt(ip: string): number | undefined {
+    return this.#silentAt.get(ip);
+  }
+
+  /**
+   * The IPAM pre-handout check: probes an address before it is handed out; evidence when anyone
+   * answered (the address is then skipped and quarantined, and probed again before any later
+   * handout).
    */
   async preHandoutCheck(ip: string): Promise<LiveEvidence | null> {
-    if (this.#silentSinceStart.has(ip)) return null;
     const answers = await this.probe(ip, this.#o.checkTimeoutMs ?? 100);
     if (answers.length === 0) return null;
     return {
@@ -132,6 +124,43 @@ export class AddressProber {
       }
     }
     return answered;
+  }
+
+  /** Probes `ips` in one window, records the silent ones and reports every answer. */
+  async #probeAll(ips: readonly string[], timeoutMs: number): Promise<Map<string, ProbeReply[]>> {
+    const bridge = this.#o.bridge.require();
+    if (bridge.mac === null) {
+      throw new BridgewardError('MISSING_FEATURE', 'the bridge has no MAC to probe from');
+    }
+    if (this.#probedOn !== bridge.index) {
+      this.#silentAt.clear();
+      this.#probedOn = bridge.index;
+    }
+    const sent = Date.now();
+    let replies: Map<string, ProbeReply[]>;
+    try {
+      replies = await probeAddresses({
+        ifindex: bridge.index,
+        srcMac: bridge.mac,
+        ips,
+        timeoutMs,
+        onMalformed: this.#o.onMalformed,
+      });
+    } catch (e) {
+      if (isBridgewardError(e, 'KERNEL_ERROR') && bridgeVanished(e, bridge.index, this.#o.bridge)) {
+        throw new BridgewardError('BRIDGE_ABSENT', 'the bridge went away during a probe', {
+          retryable: true,
+        });
+      }
+      throw e;
+    }
+    for (const ip of ips) {
+      const answers = replies.get(ip);
+      if (answers === undefined) this.#silentAt.set(ip, sent);
+      else this.#silentAt.delete(ip);
+      for (const r of answers ?? []) this.#observe(ip, r);
+    }
+    return replies;
   }
 
   #observe(ip: string, r: ProbeReply): void {

@@ -156,6 +156,28 @@ export function chooseAddress(
 }
 
 /**
+ * The next `k` addresses the allocator would hand out to new sandboxes, in its order: free
+ * addresses round-robin from the cursor, then cooling ones, released longest ago first. What
+ * the background prober keeps probed.
+ *
+ * @example
+ * nextCandidates(view, 2); // ['10.8.64.2', '10.8.64.3'] in an empty 10.8.64.0/24
+ */
+export function nextCandidates(view: PoolView, k: number): string[] {
+  const out: string[] = [];
+  const size = view.last - view.first + 1;
+  for (let i = 0; i < size && out.length < k; i++) {
+    const n = view.first + ((view.start - view.first + i) % size);
+    if (!view.blocked.has(n) && !view.coolingSet.has(n)) out.push(formatIp(n));
+  }
+  if (out.length < k) {
+    const oldestFirst = [...view.cooling].sort((a, b) => a.released - b.released || a.n - b.n);
+    for (const c of oldestFirst.slice(0, k - out.length)) out.push(c.ip);
+  }
+  return out;
+}
+
+/**
  * Counts how the pool is used (for metrics and the exhausted error). Each address counts once,
  * in the first matching state of: active, quarantined, cooling, live-unleased, free.
  */

@@ -27,8 +27,11 @@ import {
   chooseAddress,
   countPool,
   exhaustedError,
+  nextCandidates,
   viewPool,
   type Pool,
+  type PoolCounts,
+  type PoolInput,
   type PoolView,
 } from './allocator.js';
 import { collectLive } from './live-set.js';
@@ -308,27 +311,28 @@ export class IpamService {
       for (const p of batch) p.reject(e);
       return d;
     }
+    // Every request chooses at once (an address goes into `taken` as it is chosen, before its
+    // check), so the checks of a batch that must probe on its path share one probe window.
     const taken = new Set<string>();
     const sandboxes = new Set<string>();
-    for (const p of batch) {
-      if (sandboxes.has(p.sandbox)) {
-        d.again.push(p); // the same sandbox twice: decide the second once the first is stored
+    const choices = await Promise.allSettled(
+      batch.map((p): Promise<Choice> => {
+        // The same sandbox twice: decide the second once the first is stored.
+        if (sandboxes.has(p.sandbox)) return Promise.resolve({ kind: 'later' });
+        sandboxes.add(p.sandbox);
+        return this.#choose(p, view, taken);
+      }),
+    );
+    for (const [i, p] of batch.entries()) {
+      const r = choices[i] as PromiseSettledResult<Choice>;
+      if (r.status === 'rejected') {
+        p.reject(r.reason);
         continue;
       }
-      sandboxes.add(p.sandbox);
-      let choice: Choice;
-      try {
-        choice = await this.#choose(p, view, taken);
-      } catch (e) {
-        p.reject(e);
-        continue;
-      }
+      const choice = r.value;
       if (choice.kind === 'existing') d.existing.push({ p, lease: choice.lease });
       else if (choice.kind === 'later') d.again.push(p);
-      else {
-        taken.add(choice.ip);
-        d.chosen.push({ p, ip: choice.ip, cooling: choice.cooling });
-      }
+      else d.chosen.push({ p, ip: choice.ip, cooling: choice.cooling });
     }
     return d;
   }
@@ -344,18 +348,22 @@ export class IpamService {
     this.#allocations.unshift(...d.again);
   }
 
-  /** Chooses an address for one request, running the pre-handout check on each candidate. */
-  async #choose(p: PendingAllocation, view: PoolView, taken: ReadonlySet<string>): Promise<Choice> {
+  /**
+   * Chooses an address for one request, running the pre-handout check on each candidate. The
+   * address joins `taken` as soon as it is chosen (and stays there if found live).
+   */
+  async #choose(p: PendingAllocation, view: PoolView, taken: Set<string>): Promise<Choice> {
     for (;;) {
       const skip = p.skip.size === 0 ? taken : new Set([...p.skip, ...taken]);
       const d = chooseAddress(view, p.sandbox, skip);
       if (d.kind === 'existing') return { kind: 'existing', lease: d.lease };
       if (d.kind === 'exhausted') {
-        // Addresses taken earlier in this batch may yet fail to be claimed: decide again later.
+        // Addresses taken in this batch may yet fail to be claimed: decide again later.
         if (taken.size > 0) return { kind: 'later' };
         throw exhaustedError(this.#pool.subnet, d.counts);
       }
       this.#bridge?.require();
+      taken.add(d.ip);
       const evidence = this.#check ? await this.#check(d.ip) : null;
       if (!evidence) return { kind: 'chosen', ip: d.ip, cooling: d.cooling };
       p.skip.add(d.ip);
@@ -449,6 +457,25 @@ export class IpamService {
       void this.refreshMetrics();
     }, METRICS_DELAY_MS);
     this.#metricsTimer.unref();
+  }
+
+  /**
+   * The next `k` addresses new sandboxes would get, in the allocator's order (for the
+   * background prober; the batch decides again when they are asked for).
+   */
+  async nextCandidates(k: number): Promise<string[]> {
+    return nextCandidates(viewPool(await this.#poolNow()), k);
+  }
+
+  /** How the pool's addresses are used now (store snapshot and live sources). */
+  async counts(): Promise<PoolCounts> {
+    return countPool(await this.#poolNow());
+  }
+
+  /** The pool as the store and the live sources see it now. */
+  async #poolNow(): Promise<PoolInput> {
+    const [snapshot, live] = await Promise.all([this.#store.snapshot(), this.live()]);
+    return { pool: this.#pool, snapshot, live: new Set(live.keys()), now: this.#now() };
   }
 
   /** Updates the addresses-by-state gauge from a fresh snapshot. */

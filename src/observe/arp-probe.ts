@@ -44,8 +44,30 @@ export interface ProbeReply {
  * MISSING_PRIVILEGE without CAP_NET_RAW; KERNEL_ERROR when the socket fails.
  */
 export async function probeAddress(req: ProbeRequest): Promise<ProbeReply[]> {
-  if (!isIp(req.ip) || req.ip === '0.0.0.0')
-    throw invalid(`cannot probe ${JSON.stringify(req.ip)}`);
+  return (await probeAddresses({ ...req, ips: [req.ip] })).get(req.ip) ?? [];
+}
+
+/** Several addresses probed at once, through one socket and one window. */
+export interface BatchProbeRequest extends Omit<ProbeRequest, 'ip'> {
+  /** The addresses to probe (at least one). */
+  readonly ips: readonly string[];
+}
+
+/**
+ * Probes every address of `ips` in the same window through one socket and resolves, after
+ * `timeoutMs`, with the MACs that answered for each (addresses nobody answered for are absent).
+ *
+ * @example
+ * const answered = await probeAddresses({ ifindex, srcMac, ips: ['10.8.64.2', '10.8.64.3'], timeoutMs: 100 });
+ * answered.has('10.8.64.3'); // false: silent
+ * @throws BridgewardError as `probeAddress`.
+ */
+export async function probeAddresses(req: BatchProbeRequest): Promise<Map<string, ProbeReply[]>> {
+  const ips = new Set(req.ips);
+  for (const ip of ips) {
+    if (!isIp(ip) || ip === '0.0.0.0') throw invalid(`cannot probe ${JSON.stringify(ip)}`);
+  }
+  if (ips.size === 0) throw invalid('no address to probe');
   if (!Number.isInteger(req.ifindex) || req.ifindex <= 0)
     throw invalid(`invalid ifindex ${req.ifindex}`);
   if (!(Number.isFinite(req.timeoutMs) && req.timeoutMs > 0 && req.timeoutMs <= 60_000)) {
@@ -57,7 +79,7 @@ export async function probeAddress(req: ProbeRequest): Promise<ProbeReply[]> {
   if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
   const { PacketSocket } = native.addon;
 
-  const replies = new Map<string, number>();
+  const replies = new Map<string, Map<string, number>>();
   let socket: InstanceType<typeof PacketSocket>;
   try {
     socket = new PacketSocket(req.ifindex, ETH_P_ARP, (frames) => {
@@ -68,23 +90,29 @@ export async function probeAddress(req: ProbeRequest): Promise<ProbeReply[]> {
           if (p.reason !== 'not-arp') req.onMalformed?.();
           continue;
         }
-        if (isProbeAnswer(p.frame, req.ip, ownMac) && !replies.has(p.frame.senderMac)) {
-          replies.set(p.frame.senderMac, at);
+        for (const ip of new Set([p.frame.senderIp, p.frame.targetIp])) {
+          if (!ips.has(ip) || !isProbeAnswer(p.frame, ip, ownMac)) continue;
+          const macs = replies.get(ip) ?? new Map<string, number>();
+          if (!macs.has(p.frame.senderMac)) macs.set(p.frame.senderMac, at);
+          replies.set(ip, macs);
         }
       }
     });
   } catch (e) {
     throw nativeFailure(e, `opening an ARP socket on ifindex ${req.ifindex}`);
   }
-  const frame = buildProbe(ownMac, req.ip);
+  const frames = [...ips].map((ip) => ({ ip, frame: buildProbe(ownMac, ip) }));
   const timers: NodeJS.Timeout[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
       const send = () => {
-        try {
-          socket.send(frame);
-        } catch (e) {
-          reject(nativeFailure(e, `sending an ARP probe for ${req.ip}`));
+        for (const { ip, frame } of frames) {
+          try {
+            socket.send(frame);
+          } catch (e) {
+            reject(nativeFailure(e, `sending an ARP probe for ${ip}`));
+            return;
+          }
         }
       };
       send();
@@ -96,5 +124,7 @@ export async function probeAddress(req: ProbeRequest): Promise<ProbeReply[]> {
     for (const t of timers) clearTimeout(t);
     socket.close();
   }
-  return [...replies].map(([mac, at]) => ({ mac, at }));
+  return new Map(
+    [...replies].map(([ip, macs]) => [ip, [...macs].map(([mac, at]) => ({ mac, at }))]),
+  );
 }

@@ -51,6 +51,11 @@ export interface TestbedOptions {
   readonly bridge?: boolean;
   /** Bridge name (default rt0). */
   readonly bridgeName?: string;
+  /**
+   * A fixed MAC for the bridge. Without one the kernel gives the bridge the lowest MAC of its
+   * ports, so it changes as ports come and go (the CNI `bridge` plugin's CHECK compares it).
+   */
+  readonly bridgeMac?: string;
 }
 
 const live = new Set<Testbed>();
@@ -88,12 +93,14 @@ export class Testbed {
   readonly #namespaces: string[] = [];
   readonly #sandboxes: Sandbox[] = [];
   #reattached = 0;
+  readonly #bridgeMac: string | undefined;
 
   private constructor(id: string, opts: TestbedOptions) {
     const s = parseCidr(opts.subnet);
     this.id = id;
     this.runnerNs = `bw-${id}-r`;
     this.bridge = opts.bridgeName ?? 'rt0';
+    this.#bridgeMac = opts.bridgeMac;
     this.subnet = opts.subnet;
     this.prefixLength = s.prefixLength;
     const g = s.network + 1;
@@ -118,6 +125,7 @@ export class Testbed {
   /** Creates the bridge in the runner namespace and brings it up (no address: the agent adds it). */
   async createBridge(): Promise<void> {
     await this.ip(['link', 'add', this.bridge, 'type', 'bridge']);
+    if (this.#bridgeMac) await this.ip(['link', 'set', this.bridge, 'address', this.#bridgeMac]);
     await this.ip(['link', 'set', this.bridge, 'up']);
   }
 
@@ -259,11 +267,26 @@ export class Testbed {
     return { netns, runnerIf, runnerIp, clientIp };
   }
 
+  /**
+   * Adds an empty namespace `bw-<id>-<suffix>` (loopback up), removed with the test bed: a
+   * container's namespace for a CNI plugin to attach. Returns its name.
+   */
+  async addNamespace(suffix: string): Promise<string> {
+    const netns = `bw-${this.id}-${suffix}`;
+    await this.#addNetns(netns);
+    return netns;
+  }
+
+  /** Deletes a namespace this test bed created (links in it go with it). */
+  async removeNamespace(netns: string): Promise<void> {
+    await run(['ip', 'netns', 'del', netns], { check: false });
+    const i = this.#namespaces.indexOf(netns);
+    if (i >= 0) this.#namespaces.splice(i, 1);
+  }
+
   /** Deletes one sandbox's namespace (its veth goes with it). */
   async removeSandbox(s: Sandbox): Promise<void> {
-    await run(['ip', 'netns', 'del', s.netns], { check: false });
-    const i = this.#namespaces.indexOf(s.netns);
-    if (i >= 0) this.#namespaces.splice(i, 1);
+    await this.removeNamespace(s.netns);
   }
 
   /** Sandboxes added so far (removed ones included). */

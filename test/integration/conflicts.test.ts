@@ -120,9 +120,11 @@ t.test(
   },
 );
 
-t.test('a silent sandbox answering ARP is found by the probe at allocation', async (t) => {
+t.test('a silent sandbox answering ARP is found by the probe before allocation', async (t) => {
   const { bed, agent } = await startAgent(t);
   const silent = await bed.addSandbox({ ip: '10.8.64.2' }); // never speaks first
+  // A probe vouches for an address for 2 s: wait past the one the agent ran before .2 was taken.
+  await new Promise((r) => setTimeout(r, 2500));
   const lease = await agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-x']);
   t.not(lease.ip, '10.8.64.2', 'the address someone answers on is not handed out');
   const f = await waitForFinding(agent, (x) => x.ip === '10.8.64.2' && x.kind === 'unleased-claim');

@@ -1,17 +1,19 @@
 import t from 'tap';
-import { findVerb, helpText, VERBS } from '../../src/cli/main.js';
+import { allVerbs, findVerb, helpText } from '../../src/cli/main.js';
 import { formatKeyValues, formatTable } from '../../src/cli/output.js';
 import { intFlag, resolveOutput } from '../../src/cli/args.js';
 import { kernelAtLeast } from '../../src/cli/doctor.js';
 import { readCapabilities } from '../../src/preflight.js';
 
-t.test('every verb is in --help and found by its words', async (t) => {
-  const help = helpText();
-  for (const v of VERBS) {
+t.test('every verb is in --help and found by its words (through its group)', async (t) => {
+  const verbs = await allVerbs();
+  const help = helpText(verbs);
+  for (const v of verbs) {
     t.match(help, v.words.join(' '), `help lists ${v.words.join(' ')}`);
-    t.equal(findVerb([...v.words, '--x'])?.verb, v);
+    t.equal((await findVerb([...v.words, '--x']))?.verb, v);
   }
-  t.equal(findVerb(['nope']), null);
+  t.equal(await findVerb(['nope']), null);
+  t.equal(await findVerb(['lease', 'nope']), null);
 });
 
 t.test('tables and key-value output', async (t) => {
