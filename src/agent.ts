@@ -164,8 +164,13 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       : null;
     if (candidates) ipam.setPreHandoutCheck((ip) => candidates.check(ip));
     const reconciler = new Reconciler({ ipam, store, bridge, log, metrics });
+    // The boot reconcile compares the store with everything on the wire (the neighbour/FDB view
+    // of a bridge that exists), before the detector's findings are written back.
+    const present = bridge.current();
+    if (present) await neighbours.setBridge(present.index);
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
+    detection.pipeline.release();
     reconciler.start(cfg.sweepSeconds);
     candidates?.start();
     if (candidates) closers.push(() => candidates.stop());

@@ -46,6 +46,12 @@ export interface PipelineOptions {
   readonly tickMs?: number;
   /** Clock for ticks (default Date.now). */
   readonly now?: () => number;
+  /**
+   * Queue inputs without processing them until `release()` (default false): the agent holds
+   * what the observers report at start (eBPF events queued while it was down among them) until
+   * its boot reconcile has compared the store with the wire.
+   */
+  readonly held?: boolean;
 }
 
 type Input =
@@ -77,10 +83,20 @@ export class DetectionPipeline {
   #timer: NodeJS.Timeout | null = null;
   #overrun = false;
   #closed = false;
+  #held: boolean;
 
   /** Creates an idle pipeline; call `start()` to begin ticking. */
   constructor(opts: PipelineOptions) {
-    this.#o = { maxQueue: 10_000, tickMs: 1000, now: Date.now, ...opts };
+    this.#o = { maxQueue: 10_000, tickMs: 1000, now: Date.now, held: false, ...opts };
+    this.#held = this.#o.held;
+  }
+
+  /** Starts processing what was queued while held, and everything after. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (this.#queue.length > 0)
+      this.#draining ??= this.#drain().finally(() => (this.#draining = null));
   }
 
   /** Queues an observation; never waits. */
@@ -145,6 +161,7 @@ export class DetectionPipeline {
       return;
     }
     this.#queue.push(input);
+    if (this.#held) return;
     this.#draining ??= this.#drain().finally(() => (this.#draining = null));
   }
 

@@ -65,7 +65,8 @@ export function startDetection(deps: DetectionDeps): Detection {
     ? new WebhookSender({ url: cfg.webhook, log, deliveries: metrics.webhookDeliveries })
     : null;
   const alerts = new Alerts({ log, metrics, stream, webhook });
-  const pipeline = new DetectionPipeline({ detector, alerts, store, log, metrics });
+  // Held until the agent's boot reconcile has run (`pipeline.release()`).
+  const pipeline = new DetectionPipeline({ detector, alerts, store, log, metrics, held: true });
   pipeline.start();
   return {
     detector,

@@ -39,6 +39,8 @@ export class NeighbourObserver implements LiveSource {
   readonly #opts: NeighbourObserverOptions;
   /** The current bridge instance's tables, or null while there is none. */
   #tables: NeighbourTables | null = null;
+  /** The bridge instance the tables follow (a second `setBridge` for it keeps them). */
+  #ifindex: number | null = null;
   readonly #listeners = new Set<(o: Observation) => void>();
   readonly #changeListeners = new Set<() => void>();
   #unsubscribe: (() => void) | null = null;
@@ -64,11 +66,14 @@ export class NeighbourObserver implements LiveSource {
 
   /**
    * Follows bridge `ifindex` from now on (null: none), starting from a fresh dump. Resolves once
-   * the dump is applied.
+   * the dump is applied. Setting the instance it already follows changes nothing.
    *
    * @throws BridgewardError KERNEL_ERROR / MISSING_PRIVILEGE when the dump fails.
    */
   setBridge(ifindex: number | null): Promise<void> {
+    if (ifindex !== null && ifindex === this.#ifindex)
+      return this.#resyncing?.done ?? Promise.resolve();
+    this.#ifindex = ifindex;
     this.#tables = ifindex === null ? null : new NeighbourTables(ifindex, this.#opts.subnet);
     this.#changed();
     return ifindex === null ? Promise.resolve() : this.resync();

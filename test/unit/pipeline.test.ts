@@ -19,7 +19,7 @@ import type { Observation } from '../../src/observe/types.js';
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
 
-function setup(t: Test) {
+function setup(t: Test, extra: { held?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'bw-pipeline-'));
   const store = openSqliteStore(join(dir, 'leases.db'));
   let now = 1_000_000;
@@ -44,6 +44,7 @@ function setup(t: Test) {
     metrics,
     now: () => now,
     maxQueue: 4,
+    ...extra,
   });
   t.teardown(async () => {
     await pipeline.close();
@@ -197,4 +198,22 @@ t.test('arp-storm: recorded in the history without an address, nothing quarantin
     { ip: null, detail: { finding: 'arp-storm', event: 'cleared' } },
   ]);
   t.same((await store.snapshot()).quarantine, []);
+});
+
+t.test('held: what arrives at start waits for release, then is processed in order', async (t) => {
+  const { store, pipeline, seen, arp } = setup(t, { held: true });
+  pipeline.portUp(7, 'vetha');
+  pipeline.portUp(9, 'vethb');
+  pipeline.submit(arp('10.8.64.5', A, 7));
+  pipeline.submit(arp('10.8.64.5', B, 9));
+  await pipeline.idle();
+  t.same(seen, [], 'nothing processed while held');
+  t.same((await store.snapshot()).quarantine, [], 'nothing written');
+  pipeline.release();
+  await pipeline.idle();
+  t.same(
+    seen.filter((c) => c.type === 'raised').map((c) => c.finding.kind),
+    ['unleased-claim', 'duplicate-ip'],
+    'the first claim, then the second: in the order they arrived',
+  );
 });
