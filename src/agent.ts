@@ -152,6 +152,10 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           onMalformed: () => metrics.malformedFrames.inc({ source: 'probe' }),
         })
       : null;
+    if (prober) {
+      bridge.listen(prober.bridgeListener);
+      closers.push(() => prober.close());
+    }
     const candidates = prober
       ? new CandidateProber({
           candidates: (k) => ipam.nextCandidates(k),

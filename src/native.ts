@@ -46,17 +46,20 @@ export interface NativeAddon {
   /**
    * An AF_PACKET raw socket bound to `ifindex` and `ethertype`: `send` transmits a whole
    * Ethernet frame; `onFrames` receives every frame of that ethertype arriving on the interface
-   * (never the socket's own). Keeps the event loop alive until `close()`.
+   * (never the socket's own) while listening (`listening`, default true; `listen(on)` switches,
+   * cheaply: a socket filter). Keeps the event loop alive until `close()`.
    *
    * @example
-   * const s = new addon.PacketSocket(ifindex, 0x0806, (frames) => frames.forEach(parse));
+   * const s = new addon.PacketSocket(ifindex, 0x0806, (frames) => frames.forEach(parse), false);
+   * s.listen(true);
    * s.send(frame);
    */
   PacketSocket: new (
     ifindex: number,
     ethertype: number,
     onFrames: (frames: Buffer[]) => void,
-  ) => Closable & { send(frame: Buffer): void };
+    listening?: boolean,
+  ) => Closable & { send(frame: Buffer): void; listen(on: boolean): void };
 }
 
 /** Something that holds kernel resources until closed. */

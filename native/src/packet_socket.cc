@@ -1,9 +1,13 @@
-// new PacketSocket(ifindex, ethertype, onFrames(frames: Buffer[])): receives every frame of that
-// ethertype arriving on the interface (not the ones it sends itself); send(frame) transmits a
-// complete Ethernet frame. close() stops it; until then it keeps the event loop alive.
+// new PacketSocket(ifindex, ethertype, onFrames(frames: Buffer[]), listening = true): receives
+// every frame of that ethertype arriving on the interface (not the ones it sends itself) while
+// listening; send(frame) transmits a complete Ethernet frame. listen(on) switches receiving on
+// and off with a socket filter (a kept socket costs nothing while off; opening and closing one
+// waits for an RCU grace period, milliseconds). close() stops it; until then it keeps the event
+// loop alive.
 #include "packet_socket.h"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <sys/socket.h>
@@ -31,6 +35,7 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
     return DefineClass(env, "PacketSocket",
                        {
                            InstanceMethod("send", &PacketSocket::Send),
+                           InstanceMethod("listen", &PacketSocket::Listen),
                            InstanceMethod("close", &PacketSocket::Close),
                        });
   }
@@ -55,7 +60,9 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
     addr.sll_protocol = proto;
     addr.sll_ifindex = ifindex;
     int one = 1;
+    bool listening = info.Length() < 4 || info[3].ToBoolean().Value();
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0 ||
+        (!listening && SetListening(fd, false) != 0) ||
         bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       int err = errno;
       close(fd);
@@ -98,6 +105,43 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
       }
       return arr;
     });
+  }
+
+  // Off: a filter that takes no frame (attached before bind, nothing is ever queued). On: no
+  // filter. Returns 0 or -1 with errno.
+  static int SetListening(int fd, bool on) {
+    if (on) {
+      int unused = 0;  // the kernel wants an int-sized option value even here
+      int rc = setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
+      return rc != 0 && errno == ENOENT ? 0 : rc;
+    }
+    static sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    sock_fprog prog = {1, drop_all};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  }
+
+  // listen(on: boolean): receive frames (on) or none (off; frames already queued are dropped).
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBoolean()) {
+      Napi::TypeError::New(env, "listen(on: boolean)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (fd_ < 0) {
+      Napi::Error::New(env, "PacketSocket is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    bool on = info[0].As<Napi::Boolean>().Value();
+    if (SetListening(fd_, on) != 0) {
+      ThrowErrno(env, "setsockopt SO_ATTACH_FILTER", errno);
+      return env.Undefined();
+    }
+    if (!on) {
+      uint8_t buf[kMaxFrame];
+      while (recv(fd_, buf, sizeof buf, MSG_DONTWAIT) >= 0) {
+      }
+    }
+    return env.Undefined();
   }
 
   void Stop() {

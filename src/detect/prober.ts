@@ -4,7 +4,8 @@
  * `ipam/candidate-prober.ts`), in batches for the candidates the background prober keeps fresh,
  * and for every leased address at boot. Every answer becomes a `probe-reply`
  * observation for the detector, so a silent duplicate that a passive observer never sees still
- * raises a finding.
+ * raises a finding. One probe socket is kept per bridge instance (opening and closing one costs
+ * milliseconds of waiting in the kernel).
  *
  * @example
  * const prober = new AddressProber({ bridge, pipeline, detector, store, log });
@@ -16,7 +17,8 @@ import { BridgewardError, isBridgewardError } from '../errors.js';
 import type { BridgeLifecycle } from '../bridge/lifecycle.js';
 import type { Logger } from '../log.js';
 import type { ProbeAnswer } from '../api/probe-routes.js';
-import { probeAddresses, type ProbeReply } from '../observe/arp-probe.js';
+import { ArpProbeSocket, type ProbeReply } from '../observe/arp-probe.js';
+import type { BridgeListener } from '../bridge/lifecycle.js';
 import type { LiveEvidence } from '../observe/types.js';
 import type { LeaseStore } from '../store/types.js';
 import type { ConflictDetector } from './detector.js';
@@ -47,10 +49,21 @@ export class AddressProber {
   readonly #silentAt = new Map<string, number>();
   /** The bridge instance those probes went out on (another instance's silence says nothing). */
   #probedOn: number | null = null;
+  /** The probe socket, kept on the current bridge instance. */
+  #socket: ArpProbeSocket | null = null;
+
+  /** Closes the probe socket when its bridge instance goes (the next probe opens one anew). */
+  readonly bridgeListener: BridgeListener = { bridgeDown: () => this.close() };
 
   /** Creates a prober; it sends nothing until asked. */
   constructor(opts: ProberOptions) {
     this.#o = opts;
+  }
+
+  /** Closes the probe socket (probes in flight end with what they collected). */
+  close(): void {
+    this.#socket?.close();
+    this.#socket = null;
   }
 
   /**
@@ -139,12 +152,10 @@ export class AddressProber {
     const sent = Date.now();
     let replies: Map<string, ProbeReply[]>;
     try {
-      replies = await probeAddresses({
-        ifindex: bridge.index,
+      replies = await this.#socketOn(bridge.index).probe({
         srcMac: bridge.mac,
         ips,
         timeoutMs,
-        onMalformed: this.#o.onMalformed,
       });
     } catch (e) {
       if (isBridgewardError(e, 'KERNEL_ERROR') && bridgeVanished(e, bridge.index, this.#o.bridge)) {
@@ -161,6 +172,15 @@ export class AddressProber {
       for (const r of answers ?? []) this.#observe(ip, r);
     }
     return replies;
+  }
+
+  /** The kept socket on bridge `ifindex`, opened (again) when the instance changed. */
+  #socketOn(ifindex: number): ArpProbeSocket {
+    if (this.#socket?.ifindex !== ifindex) {
+      this.close();
+      this.#socket = ArpProbeSocket.open(ifindex, this.#o.onMalformed);
+    }
+    return this.#socket;
   }
 
   #observe(ip: string, r: ProbeReply): void {

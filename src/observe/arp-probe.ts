@@ -1,7 +1,8 @@
 /**
- * The active RFC 5227 probe: sends ARP probes (sender IP 0.0.0.0, from the bridge's MAC) for one
- * address out of the bridge through an AF_PACKET socket, and collects every MAC that answers
- * within a window. It finds silent duplicates that a passive observer never sees.
+ * The active RFC 5227 probe: sends ARP probes (sender IP 0.0.0.0, from the bridge's MAC) for
+ * addresses out of the bridge through an AF_PACKET socket, and collects every MAC that answers
+ * within a window. It finds silent duplicates that a passive observer never sees. The agent
+ * keeps one `ArpProbeSocket` per bridge instance; `probeAddress(es)` open one for a single use.
  *
  * @example
  * const answers = await probeAddress({ ifindex: bridge.index, srcMac: bridge.mac, ip: '10.8.64.2', timeoutMs: 300 });
@@ -10,7 +11,7 @@
 import { BridgewardError, invalid } from '../errors.js';
 import { ETH_P_ARP, buildProbe, isProbeAnswer, parseArpFrame } from '../net/arp.js';
 import { isIp, parseMac } from '../net/ipv4.js';
-import { loadNative, nativeFailure } from '../native.js';
+import { loadNative, nativeFailure, type Closable } from '../native.js';
 
 /** What to probe. */
 export interface ProbeRequest {
@@ -54,8 +55,10 @@ export interface BatchProbeRequest extends Omit<ProbeRequest, 'ip'> {
 }
 
 /**
- * Probes every address of `ips` in the same window through one socket and resolves, after
- * `timeoutMs`, with the MACs that answered for each (addresses nobody answered for are absent).
+ * Probes every address of `ips` in the same window through a socket opened for it, and resolves,
+ * after `timeoutMs`, with the MACs that answered for each (addresses nobody answered for are
+ * absent). For repeated probes keep an `ArpProbeSocket` instead: opening and closing a packet
+ * socket waits for an RCU grace period each time.
  *
  * @example
  * const answered = await probeAddresses({ ifindex, srcMac, ips: ['10.8.64.2', '10.8.64.3'], timeoutMs: 100 });
@@ -63,68 +66,168 @@ export interface BatchProbeRequest extends Omit<ProbeRequest, 'ip'> {
  * @throws BridgewardError as `probeAddress`.
  */
 export async function probeAddresses(req: BatchProbeRequest): Promise<Map<string, ProbeReply[]>> {
-  const ips = new Set(req.ips);
-  for (const ip of ips) {
+  checkRequest(req);
+  const socket = ArpProbeSocket.open(req.ifindex, req.onMalformed);
+  try {
+    return await socket.probe(req);
+  } finally {
+    socket.close();
+  }
+}
+
+/** What one probe window of a kept socket collects. */
+interface Window {
+  readonly ips: ReadonlySet<string>;
+  readonly ownMac: string;
+  readonly replies: Map<string, Map<string, number>>;
+}
+
+/**
+ * An AF_PACKET ARP socket kept on one interface (one bridge instance) for repeated probes: it
+ * receives frames only while a probe window is open (a socket filter drops them otherwise), and
+ * overlapping windows share it.
+ *
+ * @example
+ * const sock = ArpProbeSocket.open(bridge.index);
+ * const answered = await sock.probe({ srcMac: bridge.mac, ips: ['10.8.64.2'], timeoutMs: 100 });
+ * sock.close();
+ */
+export class ArpProbeSocket {
+  /** The interface it is bound to. */
+  readonly ifindex: number;
+  readonly #socket: Closable & { send(frame: Buffer): void; listen(on: boolean): void };
+  readonly #windows = new Set<Window>();
+
+  private constructor(
+    ifindex: number,
+    socket: Closable & { send(frame: Buffer): void; listen(on: boolean): void },
+  ) {
+    this.ifindex = ifindex;
+    this.#socket = socket;
+  }
+
+  /**
+   * Opens the socket on `ifindex`, not listening yet.
+   *
+   * @throws BridgewardError MISSING_FEATURE without the addon; MISSING_PRIVILEGE without
+   *   CAP_NET_RAW; KERNEL_ERROR when the socket fails.
+   */
+  static open(ifindex: number, onMalformed?: () => void): ArpProbeSocket {
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw invalid(`invalid ifindex ${ifindex}`);
+    const native = loadNative();
+    if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
+    let self: ArpProbeSocket | null = null;
+    try {
+      const socket = new native.addon.PacketSocket(
+        ifindex,
+        ETH_P_ARP,
+        (frames) => {
+          if (self) self.#received(frames, onMalformed);
+        },
+        false,
+      );
+      self = new ArpProbeSocket(ifindex, socket);
+      return self;
+    } catch (e) {
+      throw nativeFailure(e, `opening an ARP socket on ifindex ${ifindex}`);
+    }
+  }
+
+  /**
+   * Probes every address of `req.ips` in one window and resolves, after `req.timeoutMs`, with the
+   * MACs that answered for each (addresses nobody answered for are absent).
+   *
+   * @throws BridgewardError INVALID_ARGUMENT for a bad request; KERNEL_ERROR when sending fails.
+   */
+  async probe(req: Omit<BatchProbeRequest, 'ifindex'>): Promise<Map<string, ProbeReply[]>> {
+    checkRequest({ ...req, ifindex: this.ifindex });
+    const ips = new Set(req.ips);
+    const ownMac = parseMac(req.srcMac);
+    const count = Math.max(1, req.count ?? 2);
+    const window: Window = { ips, ownMac, replies: new Map() };
+    this.#open(window);
+    const frames = [...ips].map((ip) => ({ ip, frame: buildProbe(ownMac, ip) }));
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const send = () => {
+          for (const { ip, frame } of frames) {
+            try {
+              this.#socket.send(frame);
+            } catch (e) {
+              reject(nativeFailure(e, `sending an ARP probe for ${ip}`));
+              return;
+            }
+          }
+        };
+        send();
+        const gap = req.timeoutMs / 2 / count;
+        for (let i = 1; i < count; i++) timers.push(setTimeout(send, gap * i));
+        timers.push(setTimeout(resolve, req.timeoutMs));
+      });
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      this.#shut(window);
+    }
+    return new Map(
+      [...window.replies].map(([ip, macs]) => [ip, [...macs].map(([mac, at]) => ({ mac, at }))]),
+    );
+  }
+
+  /** Closes the socket (windows still open end with what they collected). */
+  close(): void {
+    this.#socket.close();
+  }
+
+  #open(w: Window): void {
+    if (this.#windows.size === 0) {
+      try {
+        this.#socket.listen(true);
+      } catch (e) {
+        throw nativeFailure(e, `listening for ARP answers on ifindex ${this.ifindex}`);
+      }
+    }
+    this.#windows.add(w);
+  }
+
+  #shut(w: Window): void {
+    this.#windows.delete(w);
+    if (this.#windows.size > 0) return;
+    try {
+      this.#socket.listen(false);
+    } catch {
+      // closed meanwhile (the bridge went away): nothing is received any more anyway
+    }
+  }
+
+  #received(frames: Buffer[], onMalformed?: () => void): void {
+    const at = Date.now();
+    for (const raw of frames) {
+      const p = parseArpFrame(raw);
+      if (!p.ok) {
+        if (p.reason !== 'not-arp') onMalformed?.();
+        continue;
+      }
+      for (const w of this.#windows) {
+        for (const ip of new Set([p.frame.senderIp, p.frame.targetIp])) {
+          if (!w.ips.has(ip) || !isProbeAnswer(p.frame, ip, w.ownMac)) continue;
+          const macs = w.replies.get(ip) ?? new Map<string, number>();
+          if (!macs.has(p.frame.senderMac)) macs.set(p.frame.senderMac, at);
+          w.replies.set(ip, macs);
+        }
+      }
+    }
+  }
+}
+
+function checkRequest(req: BatchProbeRequest): void {
+  for (const ip of req.ips) {
     if (!isIp(ip) || ip === '0.0.0.0') throw invalid(`cannot probe ${JSON.stringify(ip)}`);
   }
-  if (ips.size === 0) throw invalid('no address to probe');
+  if (req.ips.length === 0) throw invalid('no address to probe');
   if (!Number.isInteger(req.ifindex) || req.ifindex <= 0)
     throw invalid(`invalid ifindex ${req.ifindex}`);
   if (!(Number.isFinite(req.timeoutMs) && req.timeoutMs > 0 && req.timeoutMs <= 60_000)) {
     throw invalid(`probe timeout ${req.timeoutMs} ms is outside 1..60000`);
   }
-  const ownMac = parseMac(req.srcMac);
-  const count = Math.max(1, req.count ?? 2);
-  const native = loadNative();
-  if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
-  const { PacketSocket } = native.addon;
-
-  const replies = new Map<string, Map<string, number>>();
-  let socket: InstanceType<typeof PacketSocket>;
-  try {
-    socket = new PacketSocket(req.ifindex, ETH_P_ARP, (frames) => {
-      const at = Date.now();
-      for (const raw of frames) {
-        const p = parseArpFrame(raw);
-        if (!p.ok) {
-          if (p.reason !== 'not-arp') req.onMalformed?.();
-          continue;
-        }
-        for (const ip of new Set([p.frame.senderIp, p.frame.targetIp])) {
-          if (!ips.has(ip) || !isProbeAnswer(p.frame, ip, ownMac)) continue;
-          const macs = replies.get(ip) ?? new Map<string, number>();
-          if (!macs.has(p.frame.senderMac)) macs.set(p.frame.senderMac, at);
-          replies.set(ip, macs);
-        }
-      }
-    });
-  } catch (e) {
-    throw nativeFailure(e, `opening an ARP socket on ifindex ${req.ifindex}`);
-  }
-  const frames = [...ips].map((ip) => ({ ip, frame: buildProbe(ownMac, ip) }));
-  const timers: NodeJS.Timeout[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const send = () => {
-        for (const { ip, frame } of frames) {
-          try {
-            socket.send(frame);
-          } catch (e) {
-            reject(nativeFailure(e, `sending an ARP probe for ${ip}`));
-            return;
-          }
-        }
-      };
-      send();
-      const gap = req.timeoutMs / 2 / count;
-      for (let i = 1; i < count; i++) timers.push(setTimeout(send, gap * i));
-      timers.push(setTimeout(resolve, req.timeoutMs));
-    });
-  } finally {
-    for (const t of timers) clearTimeout(t);
-    socket.close();
-  }
-  return new Map(
-    [...replies].map(([ip, macs]) => [ip, [...macs].map(([mac, at]) => ({ mac, at }))]),
-  );
 }
