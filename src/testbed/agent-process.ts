@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../native.js';
+import { AGENT_NODE_OPTIONS } from '../node-options.js';
 import { run, type RunResult } from '../exec.js';
 import type { Testbed } from './testbed.js';
 
@@ -65,8 +66,10 @@ export class AgentProcess {
   }
 
   private spawn(netns: string, argv: string[]): void {
+    // As deployed: the unit and the image run the agent with these options.
     const child = spawn('ip', ['netns', 'exec', netns, process.execPath, BIN, 'run', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS },
     });
     this.#child = child;
     let buf = '';

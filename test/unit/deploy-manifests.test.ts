@@ -4,7 +4,7 @@
 // `bridgeward run --check-config`, which parses and validates exactly as `run` does and touches
 // nothing.
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -12,6 +12,7 @@ import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { run } from '../../src/exec.js';
 import { REPO_ROOT } from '../../src/native.js';
 import { VERSION } from '../../src/version.js';
+import { AGENT_NODE_OPTIONS } from '../../src/node-options.js';
 import { BIN } from '../../src/testbed/agent-process.js';
 import { readDeploy } from '../harness/daemonset-podman.js';
 
@@ -127,4 +128,11 @@ t.test('--check-config: precise errors with exit 2, and it touches nothing', asy
   );
   t.equal(plainRun.code, 2, '-o without --check-config');
   t.match(plainRun.stderr, /-o goes with --check-config/);
+});
+
+t.test('the systemd unit and the image run the agent with its Node options', async (t) => {
+  const unit = readFileSync(join(REPO_ROOT, 'deploy', 'bridgeward.service'), 'utf8');
+  t.match(unit, `Environment="NODE_OPTIONS=${AGENT_NODE_OPTIONS}"`, 'the unit');
+  const image = readFileSync(join(REPO_ROOT, 'Containerfile'), 'utf8');
+  t.match(image, `ENV NODE_OPTIONS="${AGENT_NODE_OPTIONS}"`, 'the image (and so the DaemonSet)');
 });
