@@ -15,7 +15,7 @@
  * npm run bench -- ipam --ops 1000 --clients 8 --rounds 5
  */
 import { spawn } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { api } from './api.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,48 +51,12 @@ async function timed(
   return { perSecond: ops / seconds, allocMs };
 }
 
-/** Keeps the clients' connections to the agent open, as a runtime talking to it would. */
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
-
-/** One JSON request to the agent over a kept-alive unix-socket connection. */
-function call(
-  socket: string,
-  method: 'POST' | 'DELETE',
-  path: string,
-  body?: unknown,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      {
-        socketPath: socket,
-        agent: keepAlive,
-        method,
-        path,
-        headers: payload
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {},
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () =>
-          (res.statusCode ?? 500) < 400
-            ? resolve()
-            : reject(new Error(`${method} ${path}: ${res.statusCode}`)),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 /** One bridgeward allocate + release through the API; returns the allocate latency. */
 async function bridgewardPair(socket: string, sandbox: string): Promise<number> {
   const t0 = process.hrtime.bigint();
-  await call(socket, 'POST', '/v1/leases', { sandbox });
+  await api(socket, 'POST', '/v1/leases', { sandbox });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  await call(socket, 'DELETE', `/v1/leases/${sandbox}`);
+  await api(socket, 'DELETE', `/v1/leases/${sandbox}`);
   return ms;
 }
 
