@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'bpf/**', '.tap/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'bpf/**', '.tap/**', 'vagrant/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
