@@ -45,6 +45,7 @@ import { startDetection } from './detect/start.js';
 import { eventsRoutes } from './api/events-routes.js';
 import { probeRoutes } from './api/probe-routes.js';
 import { AddressProber } from './detect/prober.js';
+import { startGuard } from './guard/start.js';
 import { VERSION } from './version.js';
 
 /**
@@ -125,8 +126,22 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           return null;
         })
       : null;
+    if (bpf) closers.push(() => bpf.close());
+    // The guard's maps are filled from the store before the program runs on any port.
+    const guard = await startGuard({
+      cfg,
+      bpf,
+      store,
+      bridge,
+      pipeline: detection.pipeline,
+      log,
+      metrics,
+    });
+    if (guard) {
+      closers.push(() => guard.close());
+      bridge.listen(guard.bridgeListener);
+    }
     if (bpf) {
-      closers.push(() => bpf.close());
       // Attach to the ports first, so that only former ports lose an attachment.
       bridge.listen(bpf.bridgeListener);
       bpf.removeStale(await rtnl.links());
@@ -152,7 +167,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         })
       : null;
     if (prober) ipam.setPreHandoutCheck((ip) => prober.preHandoutCheck(ip));
+    if (guard) ipam.setFollower(guard);
     const reconciler = new Reconciler({ ipam, store, bridge, log, metrics });
+    if (guard) {
+      guard.onLearned(
+        (l) =>
+          void reconciler
+            .learned(l)
+            .catch((err: unknown) => log.warn({ err, learned: l }, 'cannot bind a learned port')),
+      );
+      guard.startLoop(cfg.sweepSeconds * 1000);
+    }
     const boot = await reconciler.sweep('boot');
     log.info(boot, 'boot reconcile done');
     reconciler.start(cfg.sweepSeconds);
@@ -247,6 +272,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       store: cfg.store.kind,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       observers: { netlink: true, bpf: bpf !== null, probe: native.addon !== null },
+      guard: guard ? guard.status() : { mode: 'off' },
       features: {
         nativeAddon: native.addon !== null,
         btf: features.btf,

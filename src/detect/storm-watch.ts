@@ -172,6 +172,7 @@ export class StormWatch {
         peakLimitedPerSecond: s.peakLimited,
         limitedTotal: s.limitedTotal,
       },
+      spoof: null,
     };
   }
 }
