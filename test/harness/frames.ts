@@ -1,7 +1,7 @@
 /**
  * Ethernet frames for the guard's tests beside the ARP ones `src/net/arp.ts` builds: IPv4/UDP
- * (optionally behind one 802.1Q tag), IPv6, and any other ethertype. Checksums are left zero:
- * the program never reads them, and receivers in the tests drop nothing for it.
+ * (optionally behind one 802.1Q tag), IPv6, and any other ethertype. The IPv4 header checksum is
+ * right (a bridge with br_netfilter drops a wrong one); UDP's is 0 (none).
  *
  * @example
  * ipv4Frame({ ethSrc: a.mac, ethDst: b.mac, src: '10.8.64.2', dst: '10.8.64.3' });
@@ -37,6 +37,7 @@ export function ipv4Frame(f: Ipv4FrameSpec): Buffer {
   ip[9] = 17;
   ip.writeUInt32BE(parseIp(f.src), 12);
   ip.writeUInt32BE(parseIp(f.dst), 16);
+  ip.writeUInt16BE(headerChecksum(ip.subarray(0, 20)), 10);
   ip.writeUInt16BE(40000, 20);
   ip.writeUInt16BE(f.port ?? 9, 22);
   ip.writeUInt16BE(8 + payload.length, 24);
@@ -72,6 +73,14 @@ function ethHeader(src: string, dst = 'ff:ff:ff:ff:ff:ff', type: number, vlan?: 
   }
   h.writeUInt16BE(type, tagged ? 16 : 12);
   return h;
+}
+
+/** The Internet checksum of an IPv4 header (its checksum field zero). */
+function headerChecksum(h: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < h.length; i += 2) sum += h.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
 }
 
 function mac(text: string): Buffer {
