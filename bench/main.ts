@@ -6,6 +6,7 @@
 import type { Benchmark } from './benchmark.js';
 import { dataplaneBench } from './dataplane.js';
 import { detectBench } from './detect.js';
+import { guardBench } from './guard.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
 import { scaleBench } from './scale.js';
@@ -14,6 +15,7 @@ import { scaleBench } from './scale.js';
 export const BENCHMARKS: Record<string, Benchmark> = {
   dataplane: dataplaneBench,
   detect: detectBench,
+  guard: guardBench,
   ipam: ipamBench,
   nodeport: nodeportBench,
   scale: scaleBench,

@@ -1,0 +1,147 @@
+/**
+ * `npm run bench -- guard [--rounds N] [--seconds S] [--testruns N]`: what the bridge guard costs
+ * the sandboxes' own traffic. Two sandboxes on rt0 with the agent's program attached to both ports
+ * (TCX) the whole time, each port bound (MAC and address) as the agent binds it; rounds
+ * alternate the guard off and in enforce (off/enforce, then enforce/off, ...): TCP bulk
+ * throughput and small-packet UDP rate (iperf3, 60-byte frames, sender on one core) from one to
+ * the other. Ratios are enforce/off pair by pair (one pair a round), medians; the target is
+ * >= 0.97. Then the program's own mean time on such a frame from a bound port under
+ * BPF_PROG_TEST_RUN, with the guard off and in enforce, alternating `--testruns` times (each a
+ * median of 5 x 1,000,000 runs): the guard's cost per IPv4 packet without the machine's noise.
+ *
+ * `--compare nft` adds the alternative the guard was weighed against: the same checks as an
+ * nftables `bridge` table (a prerouting chain looking up iifname . ether saddr . ip saddr, and
+ * the ARP and MAC equivalents, in concatenated sets), rounds alternating without it and with it
+ * (the program attached, its guard off): `nft_tcp_ratio`, `nft_udp_ratio`.
+ */
+import { loadavg } from 'node:os';
+import { run } from '../src/exec.js';
+import type { Sandbox } from '../src/testbed/testbed.js';
+import {
+  median,
+  numberFlag as flag,
+  progress,
+  rounded as round,
+  stringFlag as option,
+  type Benchmark,
+} from './benchmark.js';
+import { SandboxPair, type RoundSamples } from './sandbox-pair.js';
+
+/** The MACs the worker's test frame carries (sender, receiver). */
+const MACS: [string, string] = ['02:00:00:00:00:02', '02:00:00:00:00:03'];
+/** What the guard must keep, enforce vs off. */
+const TARGET = 0.97;
+
+/** The guard's checks as an nftables bridge table, for the ports of `sandboxes`. */
+function nftGuard(sandboxes: readonly Sandbox[]): string {
+  const ports = sandboxes.map((s) => `"${s.hostIf}" . ${s.mac} . ${s.ip}`).join(', ');
+  const macs = sandboxes.map((s) => `"${s.hostIf}" . ${s.mac}`).join(', ');
+  return `table bridge bwguardbench {
+  set allowed4 { type ifname . ether_addr . ipv4_addr; elements = { ${ports} } }
+  set allowedmac { type ifname . ether_addr; elements = { ${macs} } }
+  chain prerouting {
+    type filter hook prerouting priority -200; policy accept;
+    ether type ip iifname . ether saddr . ip saddr != @allowed4 drop
+    ether type arp iifname . ether saddr . arp saddr ip != @allowed4 drop
+    ether type != { ip, arp } iifname . ether saddr != @allowedmac drop
+  }
+}
+`;
+}
+
+/** Medians of the pairwise ratios on / off. */
+function pairRatio(on: readonly number[], off: readonly number[]): number {
+  return median(on.map((x, i) => x / (off[i] as number)));
+}
+
+/** The guard benchmark. */
+export const guardBench: Benchmark = {
+  async run(argv) {
+    const rounds = flag(argv, 'rounds', 5);
+    const seconds = flag(argv, 'seconds', 3);
+    const testruns = flag(argv, 'testruns', 5);
+    const compareNft = option(argv, 'compare') === 'nft';
+    const pair = await SandboxPair.start({ object: '-', macs: MACS });
+    try {
+      const { worker, a, b } = pair;
+      await worker.ask('attach tcx');
+      await worker.ask(`bind ${a.hostIfindex} ${a.mac} ${a.ip}`);
+      await worker.ask(`bind ${b.hostIfindex} ${b.mac} ${b.ip}`);
+      const mode = (on: boolean) => worker.ask(`guard ${on ? 'enforce' : 'off'}`);
+      const s = await pair.alternate(rounds, seconds, mode, ['off', 'enforce']);
+
+      const ns = { off: [] as number[], enforce: [] as number[] };
+      for (let i = 0; i < testruns; i++) {
+        for (const on of i % 2 === 0 ? [false, true] : [true, false]) {
+          await mode(on);
+          const r = await worker.ask<{ ns: number }>(`testrun ${a.hostIfindex}`);
+          ns[on ? 'enforce' : 'off'].push(r.ns);
+        }
+      }
+      await mode(false);
+      progress(
+        `BPF_PROG_TEST_RUN ns/packet: off ${ns.off.join(' ')}; enforce ${ns.enforce.join(' ')}`,
+      );
+
+      let nft: RoundSamples | null = null;
+      if (compareNft) {
+        const table = nftGuard([a, b]);
+        const netns = pair.bed.runnerNs;
+        nft = await pair.alternate(
+          rounds,
+          seconds,
+          (on) =>
+            on
+              ? run(['nft', '-f', '-'], { netns, input: table })
+              : run(['nft', 'delete', 'table', 'bridge', 'bwguardbench'], { netns, check: false }),
+          ['off', 'nft bridge table'],
+        );
+      }
+
+      const tcpRatio = pairRatio(s.tcpOn, s.tcpOff);
+      const udpRatio = pairRatio(s.udpOn, s.udpOff);
+      return {
+        tcp_ratio: round(tcpRatio, 4),
+        udp_ratio: round(udpRatio, 4),
+        tcp_gbps_off: round(median(s.tcpOff)),
+        tcp_gbps_enforce: round(median(s.tcpOn)),
+        udp_pps_off: Math.round(median(s.udpOff)),
+        udp_pps_enforce: Math.round(median(s.udpOn)),
+        target: TARGET,
+        target_met: tcpRatio >= TARGET && udpRatio >= TARGET,
+        bpf_test_run_ns_off: round(median(ns.off), 1),
+        bpf_test_run_ns_enforce: round(median(ns.enforce), 1),
+        guard_ns_per_packet: round(median(ns.enforce) - median(ns.off), 1),
+        ...(nft
+          ? {
+              nft_tcp_ratio: round(pairRatio(nft.tcpOn, nft.tcpOff), 4),
+              nft_udp_ratio: round(pairRatio(nft.udpOn, nft.udpOff), 4),
+              nft_tcp_gbps_rounds: {
+                off: nft.tcpOff.map((x) => round(x)),
+                nft: nft.tcpOn.map((x) => round(x)),
+              },
+              nft_udp_pps_rounds: {
+                off: nft.udpOff.map(Math.round),
+                nft: nft.udpOn.map(Math.round),
+              },
+            }
+          : {}),
+        rounds,
+        seconds,
+        tcp_gbps_rounds: {
+          off: s.tcpOff.map((x) => round(x)),
+          enforce: s.tcpOn.map((x) => round(x)),
+        },
+        udp_pps_rounds: { off: s.udpOff.map(Math.round), enforce: s.udpOn.map(Math.round) },
+        loadavg_1m: round(loadavg()[0] ?? null, 2),
+        notes: [
+          'machine shared with other builds: figures are noisy; rounds alternate, ratios pair by pair, medians',
+          'the program stays attached throughout; only the guard mode changes between rounds',
+          'udp: iperf3 -u -b 0 -l 18, sender on CPU 1; packets sent per second',
+        ],
+      };
+    } finally {
+      await pair.close();
+    }
+  },
+};
