@@ -9,18 +9,32 @@
  * BPF_PROG_TEST_RUN, with the guard off and in enforce, alternating `--testruns` times (each a
  * median of 5 x 1,000,000 runs): the guard's cost per IPv4 packet without the machine's noise.
  *
+ * Latency (`--latency-trials N`, default 20): an agent with `--guard monitor` and two leased,
+ * bound sandboxes that take turns sending one gratuitous ARP for an address not theirs; the
+ * time from the send (CLOCK_MONOTONIC in the sender) to the `spoof-attempt` on the event stream.
+ *
  * `--compare nft` adds the alternative the guard was weighed against: the same checks as an
  * nftables `bridge` table (a prerouting chain looking up iifname . ether saddr . ip saddr, and
  * the ARP and MAC equivalents, in concatenated sets), rounds alternating without it and with it
  * (the program attached, its guard off): `nft_tcp_ratio`, `nft_udp_ratio`.
  */
-import { loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { apiRequest } from '../src/api/client.js';
+import { openEventStream } from '../src/api/event-stream-client.js';
+import type { Finding } from '../src/detect/finding.js';
 import { run } from '../src/exec.js';
-import type { Sandbox } from '../src/testbed/testbed.js';
+import type { Lease } from '../src/store/types.js';
+import { AgentProcess } from '../src/testbed/agent-process.js';
+import { Testbed, type Sandbox } from '../src/testbed/testbed.js';
+import { Announcer } from './announcer.js';
+import { nowMs, Reports } from './arpwatch.js';
 import {
   median,
   numberFlag as flag,
   progress,
+  quantile,
   rounded as round,
   stringFlag as option,
   type Benchmark,
@@ -49,6 +63,70 @@ function nftGuard(sandboxes: readonly Sandbox[]): string {
 `;
 }
 
+/**
+ * From a spoofed frame to its `spoof-attempt` on the event stream, `trials` times (ms), with an
+ * agent in monitor; the spoofers alternate (at most 16 addresses a port).
+ */
+async function findingLatency(trials: number): Promise<{ ms: number[]; missed: number }> {
+  const subnet = '10.8.66.0/24';
+  const cleanups: (() => unknown)[] = [];
+  try {
+    const bed = await Testbed.create({ subnet });
+    cleanups.push(() => bed.destroy());
+    const bpffs = mkdtempSync(join(tmpdir(), `bw-${bed.id}-bpffs-`));
+    await run(['mount', '-t', 'bpf', 'bpf', bpffs]);
+    cleanups.push(async () => {
+      await run(['umount', bpffs], { check: false });
+      rmSync(bpffs, { recursive: true, force: true });
+    });
+    const agent = AgentProcess.start(bed, {
+      subnet,
+      guard: 'monitor',
+      'bpf-pin-dir': join(bpffs, 'bridgeward'),
+    });
+    cleanups.push(() => agent.cleanup());
+    await agent.ready();
+    const spoofers: Sandbox[] = [];
+    for (const id of ['bench-a', 'bench-b']) {
+      const s = await bed.addSandbox();
+      const lease = await apiRequest<Lease>(agent.socket, 'POST', '/v1/leases', {
+        sandbox: id,
+        mac: s.mac,
+      });
+      await bed.setSandboxIp(s.netns, lease.ip);
+      for (let i = 0; i < 50; i++) {
+        await bed.exec(s.netns, ['ping', '-c1', '-W1', bed.gateway], { check: false });
+        const leases = await apiRequest<Lease[]>(agent.socket, 'GET', '/v1/leases');
+        if (leases.find((l) => l.sandbox === id)?.ifindex === s.hostIfindex) break;
+      }
+      spoofers.push(s);
+    }
+    const reports = new Reports();
+    const stream = openEventStream(agent.socket, (e) => {
+      const f = JSON.parse(e.data) as Finding;
+      if (e.event === 'raised' && f.kind === 'spoof-attempt' && f.ip) reports.record(f.ip, nowMs());
+    });
+    cleanups.push(() => stream.close());
+    const senders = spoofers.map((s) => new Announcer(s));
+    cleanups.push(() => senders.forEach((x) => x.close()));
+    const ms: number[] = [];
+    let missed = 0;
+    for (let i = 0; i < trials; i++) {
+      const ip = `10.8.66.${100 + i}`;
+      const sent = await (senders[i % senders.length] as Announcer).announce(ip);
+      const at = await reports.wait(ip, 3000);
+      if (at === null) missed++;
+      else ms.push(at - sent);
+      progress(
+        `spoof ${i + 1}/${trials} ${ip}: ${at === null ? 'missed' : `${(at - sent).toFixed(2)} ms`}`,
+      );
+    }
+    return { ms, missed };
+  } finally {
+    for (const c of cleanups.reverse()) await c();
+  }
+}
+
 /** Medians of the pairwise ratios on / off. */
 function pairRatio(on: readonly number[], off: readonly number[]): number {
   return median(on.map((x, i) => x / (off[i] as number)));
@@ -61,6 +139,9 @@ export const guardBench: Benchmark = {
     const seconds = flag(argv, 'seconds', 3);
     const testruns = flag(argv, 'testruns', 5);
     const compareNft = option(argv, 'compare') === 'nft';
+    const latencyTrials = flag(argv, 'latency-trials', 20);
+    if (latencyTrials > 32) throw new Error('at most 32 latency trials (16 addresses a port)');
+    const latency = await findingLatency(latencyTrials);
     const pair = await SandboxPair.start({ object: '-', macs: MACS });
     try {
       const { worker, a, b } = pair;
@@ -112,6 +193,11 @@ export const guardBench: Benchmark = {
         bpf_test_run_ns_off: round(median(ns.off), 1),
         bpf_test_run_ns_enforce: round(median(ns.enforce), 1),
         guard_ns_per_packet: round(median(ns.enforce) - median(ns.off), 1),
+        spoof_finding_p50_ms: round(latency.ms.length ? median(latency.ms) : null, 2),
+        spoof_finding_p99_ms: round(latency.ms.length ? quantile(latency.ms, 0.99) : null, 2),
+        spoof_finding_max_ms: round(latency.ms.length ? Math.max(...latency.ms) : null, 2),
+        spoof_finding_trials: latencyTrials,
+        spoof_finding_missed: latency.missed,
         ...(nft
           ? {
               nft_tcp_ratio: round(pairRatio(nft.tcpOn, nft.tcpOff), 4),
