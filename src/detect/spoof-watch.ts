@@ -20,6 +20,7 @@
  */
 import type { GuardActivity, SpoofObservation, SpoofReason } from '../observe/types.js';
 import type { Finding, FindingChange, SpoofDetail } from './finding.js';
+import { HeldFindings } from './held-findings.js';
 import type { PortOwner } from './storm-watch.js';
 
 /** Options of a spoof watch. */
@@ -60,15 +61,16 @@ const MAX_MACS = 32;
 
 /** The spoof-attempt state machine. */
 export class SpoofWatch {
-  readonly #holdDownMs: number;
   readonly #quietMs: number;
   /** `${ifindex} ${ip}` -> attempt. */
-  readonly #attempts = new Map<string, Attempt>();
+  readonly #attempts: HeldFindings<string, Attempt>;
 
   /** A watch with no attempts. */
   constructor(opts: SpoofWatchOptions) {
-    this.#holdDownMs = opts.holdDownMs;
     this.#quietMs = opts.quietMs ?? 10_000;
+    this.#attempts = new HeldFindings(opts.holdDownMs, (a, clearedAt) =>
+      this.#toFinding(a, clearedAt),
+    );
   }
 
   /**
@@ -144,26 +146,17 @@ export class SpoofWatch {
 
   /** Clears the attempts that stayed resolved for the hold-down by `now`. */
   tick(now: number): FindingChange[] {
-    const changes: FindingChange[] = [];
-    for (const [key, a] of this.#attempts) {
-      if (a.resolvedAt !== null && now - a.resolvedAt >= this.#holdDownMs) {
-        this.#attempts.delete(key);
-        changes.push({ type: 'cleared', finding: this.#toFinding(a, now) });
-      }
-    }
-    return changes;
+    return this.#attempts.tick(now);
   }
 
   /** True while no attempt is tracked. */
   idle(): boolean {
-    return this.#attempts.size === 0;
+    return this.#attempts.idle();
   }
 
   /** Active attempts (resolving ones included), oldest first. */
   active(): Finding[] {
-    return [...this.#attempts.values()]
-      .sort((a, b) => a.firstSeen - b.firstSeen)
-      .map((a) => this.#toFinding(a, null));
+    return this.#attempts.active();
   }
 
   #onPort(ifindex: number): number {

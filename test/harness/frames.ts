@@ -1,12 +1,29 @@
 /**
- * Ethernet frames for the guard's tests beside the ARP ones `src/net/arp.ts` builds: IPv4/UDP
- * (optionally behind one 802.1Q tag), IPv6, and any other ethertype. The IPv4 header checksum is
+ * Ethernet frames for the program's tests: an ARP request with the defaults they share (on
+ * `src/net/arp.ts`'s builder), IPv4/UDP (optionally behind one 802.1Q tag), IPv6, and any other
+ * ethertype. The IPv4 header checksum is
  * right (a bridge with br_netfilter drops a wrong one); UDP's is 0 (none).
  *
  * @example
  * ipv4Frame({ ethSrc: a.mac, ethDst: b.mac, src: '10.8.64.2', dst: '10.8.64.3' });
  */
+import { BROADCAST_MAC, ZERO_MAC, buildArpFrame, type ArpFrame } from '../../src/net/arp.js';
 import { parseIp, parseMac } from '../../src/net/ipv4.js';
+
+/** A broadcast ARP request from `mac` claiming `ip`, about 10.8.64.1 unless `over` says else. */
+export function arpRequest(mac: string, ip: string, over: Partial<ArpFrame> = {}): Buffer {
+  return buildArpFrame({
+    ethDst: BROADCAST_MAC,
+    ethSrc: mac,
+    vlan: null,
+    op: 'request',
+    senderMac: mac,
+    senderIp: ip,
+    targetMac: ZERO_MAC,
+    targetIp: '10.8.64.1',
+    ...over,
+  });
+}
 
 /** What an IPv4/UDP frame carries. */
 export interface Ipv4FrameSpec {
