@@ -27,9 +27,10 @@
  * against the port's binding (bw_guard_ports: MAC and leased IPv4, written by the agent from the
  * lease store): Ethernet source = its MAC; ARP sender MAC = its MAC and sender IP = its address
  * or 0.0.0.0 (an RFC 5227 probe); IPv4 source = its address; IPv6 passes unless
- * BW_GUARD_DROP_IPV6. A port without a binding gets RFC 5227 probes through, IPv6 (unless
- * dropped), and the IPv4 or ARP frames that claim a lease awaiting its port (bw_guard_pending):
- * the first such port wins the lease (bw_guard_claims) and gets a learned binding. Anything else
+ * BW_GUARD_DROP_IPV6. A port without a binding gets RFC 5227 probes through, and the frames that
+ * claim a lease awaiting its port (bw_guard_pending): IPv4 or ARP from its address (and MAC, when
+ * the lease names one), any other frame from its MAC (bw_guard_pending_macs); the first such
+ * port wins the lease (bw_guard_claims) and gets a learned binding. Anything else
  * is a violation: counted per port (bw_guard_stats), reported (bw_guard_events, spending a
  * per-port event budget) and, in enforce, dropped; a dropped ARP frame is not recorded as a
  * binding. With the guard off, every non-ARP packet still leaves at the first test.
@@ -133,6 +134,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bw_guard_pending);
 } bw_guard_pending SEC(".maps");
+
+/* The MAC of a pending lease that names one -> its address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BW_GUARD_LEASES_MAX);
+	__type(key, struct bw_guard_mac_key);
+	__type(value, __u32);
+} bw_guard_pending_macs SEC(".maps");
 
 /* Leased IPv4 -> the port that claimed it while it was pending. */
 struct {
@@ -394,6 +403,24 @@ static __always_inline bool claim(__u32 ifindex, const struct guard_frame *f, co
 	return true;
 }
 
+/*
+ * Whether an unbound port's frame that carries no IPv4 source (IPv6, another ethertype) may claim
+ * the pending lease of its Ethernet source MAC, or already did: a leased sandbox that speaks
+ * IPv6 first is bound by that frame. A lease that names no MAC can only be claimed from its
+ * address.
+ */
+static __always_inline bool claim_by_mac(__u32 ifindex, const struct guard_frame *f,
+					 const __u8 *eth)
+{
+	struct bw_guard_mac_key key = {};
+	__builtin_memcpy(key.mac, eth + 6, 6);
+	__u32 *ip = bpf_map_lookup_elem(&bw_guard_pending_macs, &key);
+	if (!ip)
+		return false;
+	struct guard_frame leased = { .ip = *ip, .target_ip = f->target_ip, .ethertype = f->ethertype };
+	return claim(ifindex, &leased, eth, NULL);
+}
+
 /* The guard's verdict on a well-formed ARP frame (`eth` its Ethernet header). */
 static __always_inline int guard_arp(const struct bw_guard_config *g, __u32 ifindex,
 				     const __u8 *eth, const struct arp_ipv4 *arp)
@@ -457,7 +484,7 @@ static __always_inline int guard_frame(struct __sk_buff *skb, const struct bw_gu
 			return TC_ACT_UNSPEC;
 		return violation(g, ifindex, BW_GUARD_IP_SOURCE, &f, eth, NULL);
 	}
-	if (proto == bpf_htons(ETH_P_IPV6) || (ipv4 && claim(ifindex, &f, eth, NULL)))
+	if (ipv4 ? claim(ifindex, &f, eth, NULL) : claim_by_mac(ifindex, &f, eth))
 		return TC_ACT_UNSPEC;
 	return violation(g, ifindex, BW_GUARD_UNBOUND, &f, eth, NULL);
 }

@@ -160,6 +160,16 @@ struct bw_guard_pending {
 	__u8 _pad;
 };
 
+/*
+ * Key of the bw_guard_pending_macs map (value: __u32 leased IPv4, network order): the MAC of a
+ * pending lease that names one, so that an unbound port's first frame of any kind from that MAC
+ * (IPv6 neighbour discovery, say) claims the lease. 8 bytes.
+ */
+struct bw_guard_mac_key {
+	__u8 mac[6];
+	__u16 _pad;
+};
+
 /* Ring-buffer record of bw_guard_events. 40 bytes. */
 struct bw_guard_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */

@@ -328,11 +328,13 @@ export class BridgeGuard {
   #apply(plan: GuardPlan, state: GuardState): void {
     const { maps } = this.#o;
     for (const ip of plan.deletePending) maps.deletePending(ip);
+    for (const mac of plan.deletePendingMacs) maps.deletePendingMac(mac);
     if (plan.deletePending.length > 0) this.#revokeRacingClaims(plan.deletePending, state);
     for (const ifindex of plan.deletePorts) maps.deletePort(ifindex);
     for (const ip of plan.deleteClaims) maps.deleteClaim(ip);
     for (const [ifindex, b] of plan.putPorts) maps.putPort(ifindex, b);
     for (const [ip, mac] of plan.putPending) maps.putPending(ip, mac);
+    for (const [mac, ip] of plan.putPendingMacs) maps.putPendingMac(mac, ip);
   }
 
   /**
@@ -440,6 +442,7 @@ function sameState(a: GuardState, b: GuardState): boolean {
   return (
     same(a.ports, b.ports, (p, q) => p.mac === q.mac && p.ip === q.ip && p.learned === q.learned) &&
     same(a.pending, b.pending, (p, q) => p === q) &&
+    same(a.pendingMacs, b.pendingMacs, (p, q) => p === q) &&
     same(a.claims, b.claims, (p, q) => p === q)
   );
 }

@@ -1,6 +1,7 @@
 /**
  * The bridge guard's maps in the loaded ARP program, typed: config, port bindings, leases
- * awaiting a port, claims, per-port counters and budgets, and the event ring buffer. An adapter:
+ * awaiting a port (by address and by MAC), claims, per-port counters and budgets, and the event
+ * ring buffer. An adapter:
  * each call is one syscall (or one dump), no policy; what to write is `plan.ts`'s call.
  *
  * @example
@@ -18,11 +19,13 @@ import {
   encodePending,
   encodePortBinding,
   ipKey,
+  macKey,
   parseClaims,
   parseGuardEvent,
   parseGuardPorts,
   parseGuardStats,
   parsePending,
+  parsePendingMacs,
   type GuardConfig,
   type GuardEvent,
   type GuardStats,
@@ -64,6 +67,16 @@ export class GuardMaps {
     return this.#maps.delete(GUARD_MAPS.pending, ipKey(ip));
   }
 
+  /** Lets an unbound port's frames from `mac` claim the pending lease on `ip`. */
+  putPendingMac(mac: string, ip: string): void {
+    this.#maps.update(GUARD_MAPS.pendingMacs, macKey(mac), ipKey(ip));
+  }
+
+  /** Frames from `mac` no longer claim a lease by their MAC; false when they did not. */
+  deletePendingMac(mac: string): boolean {
+    return this.#maps.delete(GUARD_MAPS.pendingMacs, macKey(mac));
+  }
+
   /** Forgets which port claimed `ip`; false when none had. */
   deleteClaim(ip: string): boolean {
     return this.#maps.delete(GUARD_MAPS.claims, ipKey(ip));
@@ -80,6 +93,7 @@ export class GuardMaps {
     return {
       ports: parseGuardPorts(this.#maps.dump(GUARD_MAPS.ports)),
       pending: parsePending(this.#maps.dump(GUARD_MAPS.pending)),
+      pendingMacs: parsePendingMacs(this.#maps.dump(GUARD_MAPS.pendingMacs)),
       claims: parseClaims(this.#maps.dump(GUARD_MAPS.claims)),
     };
   }

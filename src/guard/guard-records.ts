@@ -33,6 +33,7 @@ export const GUARD_MAPS = {
   config: 'bw_guard_config',
   ports: 'bw_guard_ports',
   pending: 'bw_guard_pending',
+  pendingMacs: 'bw_guard_pending_macs',
   claims: 'bw_guard_claims',
   stats: 'bw_guard_stats',
   budget: 'bw_guard_budget',
@@ -182,6 +183,33 @@ export function encodePending(mac: string | null): Buffer {
   if (mac === null) buf[6] = 1;
   else macBytes(mac).copy(buf, 0);
   return buf;
+}
+
+/**
+ * The key of the pending-MAC map (struct bw_guard_mac_key): the MAC and two zero bytes.
+ *
+ * @example macKey('02:00:00:00:00:0a') // <Buffer 02 00 00 00 00 0a 00 00>
+ */
+export function macKey(mac: string): Buffer {
+  return Buffer.concat([macBytes(mac), Buffer.alloc(2)]);
+}
+
+/**
+ * Parses a dump of the pending-MAC map: MAC -> the address of the pending lease that names it.
+ *
+ * @example parsePendingMacs(maps.dump('bw_guard_pending_macs')).get('02:00:00:00:00:0a') // '10.8.64.2'
+ */
+export function parsePendingMacs(dump: MapDump): Map<string, string> {
+  const out = new Map<string, string>();
+  if (dump.keySize !== 8 || dump.valueSize !== 4) return out;
+  const n = Math.min(dump.keys.length / 8, dump.values.length / 4);
+  for (let i = 0; i < n; i++) {
+    out.set(
+      formatMac(dump.keys.subarray(i * 8, i * 8 + 6)),
+      formatIp(dump.values.readUInt32BE(i * 4)),
+    );
+  }
+  return out;
 }
 
 /**

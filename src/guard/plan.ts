@@ -6,9 +6,9 @@
  * - A lease bound to a current port of the bridge, with a MAC, is that port's binding: the port
  *   may send as (MAC, leased IPv4) and as nothing else.
  * - Every other lease awaits its port (pending): an unbound port's first IPv4 or ARP frame from
- *   the address, from the lease's MAC (any MAC when the lease names none), claims it in the
- *   kernel, which then holds a *learned* binding for that port until the agent has bound the
- *   lease in the store. A learned binding that fits a lease still pending is kept; anything else
+ *   the address, from the lease's MAC (any MAC when the lease names none), or its first other
+ *   frame from the lease's MAC, claims it in the kernel, which then holds a *learned* binding for
+ *   that port until the agent has bound the lease in the store. A learned binding that fits a lease still pending is kept; anything else
  *   the store does not grant is taken away.
  * - Order: every revocation (pending leases, port bindings, claims) before any grant, so that no
  *   address is ever granted to two ports at once, not even between two syscalls; a port whose
@@ -57,6 +57,8 @@ export interface GuardState {
   readonly ports: ReadonlyMap<number, KernelPortBinding>;
   /** Leased ip -> its MAC (null: any) while it awaits a port. */
   readonly pending: ReadonlyMap<string, string | null>;
+  /** MAC -> the address of the pending lease that names it. */
+  readonly pendingMacs: ReadonlyMap<string, string>;
   /** Leased ip -> the port that claimed it. */
   readonly claims: ReadonlyMap<string, number>;
 }
@@ -65,6 +67,8 @@ export interface GuardState {
 export interface GuardPlan {
   /** 1. Leases that no longer await a port (released, or bound in the store). */
   readonly deletePending: readonly string[];
+  /** 1b. MACs that no longer claim a pending lease (or claim another one now). */
+  readonly deletePendingMacs: readonly string[];
   /** 2. Port bindings taken away (lease gone, port gone, or the port's address changes). */
   readonly deletePorts: readonly number[];
   /** 3. Claims that no longer decide anything (and stale ones before a lease is pending anew). */
@@ -73,12 +77,15 @@ export interface GuardPlan {
   readonly putPorts: readonly (readonly [number, PortBinding])[];
   /** 5. Leases newly awaiting a port, or whose MAC changed. */
   readonly putPending: readonly (readonly [string, string | null])[];
+  /** 6. MACs of pending leases, with their address. */
+  readonly putPendingMacs: readonly (readonly [string, string])[];
 }
 
 /** Nothing held. */
 export const EMPTY_GUARD_STATE: GuardState = {
   ports: new Map(),
   pending: new Map(),
+  pendingMacs: new Map(),
   claims: new Map(),
 };
 
@@ -145,7 +152,27 @@ export function planGuard(state: GuardState, desired: DesiredGuard): GuardPlan {
   for (const [ifindex, want] of desired.ports) {
     if (!state.ports.has(ifindex)) putPorts.push([ifindex, { mac: want.mac, ip: want.ip }]);
   }
-  return { deletePending, deletePorts, deleteClaims, putPorts, putPending };
+  const macs = pendingMacs(desired);
+  const deletePendingMacs = [...state.pendingMacs]
+    .filter(([mac, ip]) => macs.get(mac) !== ip)
+    .map(([mac]) => mac);
+  const putPendingMacs = [...macs].filter(([mac, ip]) => state.pendingMacs.get(mac) !== ip);
+  return {
+    deletePending,
+    deletePendingMacs,
+    deletePorts,
+    deleteClaims,
+    putPorts,
+    putPending,
+    putPendingMacs,
+  };
+}
+
+/** MAC -> address of every pending lease that names a MAC (the first such lease per MAC). */
+function pendingMacs(desired: DesiredGuard): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [ip, l] of desired.pending) if (l.mac !== null && !out.has(l.mac)) out.set(l.mac, ip);
+  return out;
 }
 
 /**
@@ -173,8 +200,9 @@ function keptLearned(state: GuardState, desired: DesiredGuard): Map<number, stri
 /** True when the plan changes nothing. @example isEmptyPlan(planGuard(s, d)) */
 export function isEmptyPlan(p: GuardPlan): boolean {
   return (
-    p.deletePending.length + p.deletePorts.length + p.deleteClaims.length === 0 &&
-    p.putPorts.length + p.putPending.length === 0
+    p.deletePending.length + p.deletePendingMacs.length + p.deletePorts.length === 0 &&
+    p.deleteClaims.length + p.putPorts.length + p.putPending.length === 0 &&
+    p.putPendingMacs.length === 0
   );
 }
 
@@ -186,13 +214,16 @@ export function isEmptyPlan(p: GuardPlan): boolean {
 export function applyGuardPlan(state: GuardState, plan: GuardPlan): GuardState {
   const ports = new Map(state.ports);
   const pending = new Map(state.pending);
+  const pendingMacs = new Map(state.pendingMacs);
   const claims = new Map(state.claims);
   for (const ip of plan.deletePending) pending.delete(ip);
+  for (const mac of plan.deletePendingMacs) pendingMacs.delete(mac);
   for (const ifindex of plan.deletePorts) ports.delete(ifindex);
   for (const ip of plan.deleteClaims) claims.delete(ip);
   for (const [ifindex, b] of plan.putPorts) ports.set(ifindex, { ...b, learned: false });
   for (const [ip, mac] of plan.putPending) pending.set(ip, mac);
-  return { ports, pending, claims };
+  for (const [mac, ip] of plan.putPendingMacs) pendingMacs.set(mac, ip);
+  return { ports, pending, pendingMacs, claims };
 }
 
 /**
@@ -205,5 +236,5 @@ export function withLearned(state: GuardState, ifindex: number, b: PortBinding):
   if (state.ports.has(ifindex)) return state; // bound meanwhile: the agent's binding wins
   const ports = new Map(state.ports).set(ifindex, { ...b, learned: true });
   const claims = new Map(state.claims).set(b.ip, ifindex);
-  return { ports, pending: state.pending, claims };
+  return { ...state, ports, claims };
 }

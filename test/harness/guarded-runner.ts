@@ -35,7 +35,7 @@ export interface GuardedRunner {
   readonly bed: Testbed;
   /** The agent (replaced by `restart`). */
   agent: AgentProcess;
-  /** Adds a sandbox, leases it an address with its MAC and configures that address. */
+  /** Leases an address (with the MAC the sandbox will have), then adds the sandbox with it. */
   leased(id: string): Promise<LeasedSandbox>;
   /** Makes `s` speak (a ping of the gateway) and waits until its lease is bound to its port. */
   waitBound(s: Pick<LeasedSandbox, 'id' | 'hostIfindex' | 'netns'>): Promise<void>;
@@ -69,12 +69,14 @@ export async function guardedRunner(
     bed,
     agent: AgentProcess.start(bed, all),
     async leased(id) {
-      const s = await bed.addSandbox();
+      // The lease first, then the sandbox's link, as a runtime's CNI ADD does.
+      const n = bed.sandboxes.length + 1;
+      const mac = `0a:${bed.id.slice(0, 2)}:${bed.id.slice(2, 4)}:${bed.id.slice(4, 6)}:00:${n.toString(16).padStart(2, '0')}`;
       const lease = await apiRequest<Lease>(r.agent.socket, 'POST', '/v1/leases', {
         sandbox: id,
-        mac: s.mac,
+        mac,
       });
-      await bed.setSandboxIp(s.netns, lease.ip);
+      const s = await bed.addSandbox({ mac, ip: lease.ip });
       return { ...s, id, ip: lease.ip };
     },
     async waitBound(s) {

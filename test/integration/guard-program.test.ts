@@ -11,14 +11,8 @@ import {
   type GuardEvent,
   type GuardMode,
 } from '../../src/guard/guard-records.js';
-import {
-  BROADCAST_MAC,
-  ZERO_MAC,
-  buildArpFrame,
-  buildProbe,
-  type ArpFrame,
-} from '../../src/net/arp.js';
-import { ipv4Frame, ipv6Frame, otherFrame } from '../harness/frames.js';
+import { buildProbe } from '../../src/net/arp.js';
+import { arpRequest, ipv4Frame, ipv6Frame, otherFrame } from '../harness/frames.js';
 
 const PASS = -1; // TC_ACT_UNSPEC
 const DROP = 2; // TC_ACT_SHOT
@@ -39,19 +33,7 @@ function otherIfindex(): number {
   throw new Error('this namespace has no device but the loopback');
 }
 
-function arp(mac: string, ip: string, over: Partial<ArpFrame> = {}): Buffer {
-  return buildArpFrame({
-    ethDst: BROADCAST_MAC,
-    ethSrc: mac,
-    vlan: null,
-    op: 'request',
-    senderMac: mac,
-    senderIp: ip,
-    targetMac: ZERO_MAC,
-    targetIp: GW,
-    ...over,
-  });
-}
+const arp = arpRequest;
 
 function udp(mac: string, src: string, over: { vlan?: number } = {}): Buffer {
   return ipv4Frame({ ethSrc: mac, src, dst: GW, ...over });
@@ -162,10 +144,10 @@ t.test('monitor: the same frames pass, counted as would-drop and reported', asyn
   );
 });
 
-t.test('a port without a binding: probes and IPv6 only', async (t) => {
+t.test('a port without a binding nor a lease to claim: RFC 5227 probes only', async (t) => {
   const { verdict, stats } = setup(t, 'enforce');
   t.equal(verdict(buildProbe(B, IP_B), P2), PASS, 'an RFC 5227 probe passes');
-  t.equal(verdict(ipv6Frame(B), P2), PASS, 'IPv6 passes');
+  t.equal(verdict(ipv6Frame(B), P2), DROP, 'IPv6 is dropped');
   t.equal(verdict(udp(B, IP_B), P2), DROP, 'IPv4 is dropped');
   t.equal(verdict(arp(B, IP_B), P2), DROP, 'ARP is dropped');
   t.equal(verdict(otherFrame(B, 0x88cc), P2), DROP, 'another ethertype is dropped');
@@ -174,7 +156,7 @@ t.test('a port without a binding: probes and IPv6 only', async (t) => {
     DROP,
     'a probe whose sender MAC is not its source',
   );
-  t.match(stats(P2), { dropped: 4 });
+  t.match(stats(P2), { dropped: 5 });
 });
 
 t.test('--guard-ipv6 drop: IPv6 is a violation on every port', async (t) => {
@@ -209,6 +191,22 @@ t.test('a lease awaiting its port is claimed by the first port that uses it', as
   t.equal(verdict(udp(B, IP_B), P2), PASS, 'a lease that names no MAC: any MAC, from IPv4');
   t.match(maps.state().ports.get(P2), { mac: B, ip: IP_B, learned: true });
   t.equal(verdict(udp(A, IP_B), P2), DROP, 'bound to the MAC of that first frame');
+});
+
+t.test('a leased sandbox that speaks IPv6 first is bound by that frame (its MAC)', async (t) => {
+  const { verdict, maps, settle } = setup(t, 'enforce');
+  maps.putPending(IP_A, A);
+  maps.putPendingMac(A, IP_A);
+  t.equal(verdict(ipv6Frame(B), P2), DROP, 'not from another MAC');
+  t.equal(verdict(ipv6Frame(A), P1), PASS, 'from its MAC: passes and claims the lease');
+  t.match(maps.state().ports.get(P1), { mac: A, ip: IP_A, learned: true });
+  t.equal(verdict(udp(A, IP_A), P1), PASS, 'then its IPv4');
+  t.equal(verdict(udp(A, IP_B), P1), DROP, 'and nothing else');
+  t.equal(verdict(ipv6Frame(A), P2), DROP, 'a second port with the MAC is refused');
+  t.match(
+    (await settle(4)).filter((e) => e.kind === 'learn'),
+    [{ ifindex: P1, ip: IP_A, ethSrc: A, ethertype: 0x86dd }],
+  );
 });
 
 t.test('the event budget: a burst is reported, the rest only counted', async (t) => {

@@ -32,10 +32,12 @@ function lease(
 function ops(p: GuardPlan): string[] {
   return [
     ...p.deletePending.map((ip) => `-pending ${ip}`),
+    ...p.deletePendingMacs.map((mac) => `-mac ${mac}`),
     ...p.deletePorts.map((i) => `-port ${i}`),
     ...p.deleteClaims.map((ip) => `-claim ${ip}`),
     ...p.putPorts.map(([i, b]) => `+port ${i} ${b.mac} ${b.ip}`),
     ...p.putPending.map(([ip, mac]) => `+pending ${ip} ${mac ?? 'any'}`),
+    ...p.putPendingMacs.map(([mac, ip]) => `+mac ${mac} ${ip}`),
   ];
 }
 
@@ -102,7 +104,7 @@ t.test("a lease's life: allocated, learned, bound, released", async (t) => {
   let r = step(s, [lease('a', '10.8.64.2', A, null)], [PA]);
   t.same(
     r.ops,
-    ['-claim 10.8.64.2', '+pending 10.8.64.2 ' + A],
+    ['-claim 10.8.64.2', `+pending 10.8.64.2 ${A}`, `+mac ${A} 10.8.64.2`],
     'allocated: awaits a port (no stale claim)',
   );
   s = withLearned(r.state, PA, { mac: A, ip: '10.8.64.2' });
@@ -111,7 +113,7 @@ t.test("a lease's life: allocated, learned, bound, released", async (t) => {
   r = step(s, [lease('a', '10.8.64.2', A, PA)], [PA]);
   t.same(
     r.ops,
-    ['-pending 10.8.64.2', '-claim 10.8.64.2', `+port ${PA} ${A} 10.8.64.2`],
+    ['-pending 10.8.64.2', `-mac ${A}`, '-claim 10.8.64.2', `+port ${PA} ${A} 10.8.64.2`],
     'bound in the store: the agent writes the binding over the learned one',
   );
   s = r.state;
@@ -125,17 +127,19 @@ t.test('learned bindings that no longer fit are taken away', async (t) => {
   const learned = withLearned(
     applyGuardPlan(EMPTY_GUARD_STATE, {
       deletePending: [],
+      deletePendingMacs: [],
       deletePorts: [],
       deleteClaims: [],
       putPorts: [],
       putPending: [['10.8.64.2', null]],
+      putPendingMacs: [],
     }),
     PB,
     { mac: B, ip: '10.8.64.2' },
   );
   t.same(
     step(learned, [lease('a', '10.8.64.2', A, null)], [PA, PB]).ops,
-    ['-port 9', '-claim 10.8.64.2', `+pending 10.8.64.2 ${A}`],
+    ['-port 9', '-claim 10.8.64.2', `+pending 10.8.64.2 ${A}`, `+mac ${A} 10.8.64.2`],
     'the lease now names another MAC',
   );
   t.same(
@@ -179,6 +183,7 @@ t.test(
     t.same(step(s, [lease('a', '10.8.64.2', B, PA), lease('c', '10.8.64.4', B, null)], [PA]).ops, [
       `+port ${PA} ${B} 10.8.64.2`,
       `+pending 10.8.64.4 ${B}`,
+      `+mac ${B} 10.8.64.4`,
     ]);
   },
 );
@@ -200,17 +205,15 @@ t.test(
         '-claim 10.8.64.3',
         `+pending 10.8.64.2 ${A}`,
         `+pending 10.8.64.3 ${B}`,
+        `+mac ${A} 10.8.64.2`,
+        `+mac ${B} 10.8.64.3`,
       ],
     );
   },
 );
 
 t.test('stale claims: dropped unless they back a kept learned binding', async (t) => {
-  const s: GuardState = {
-    ports: new Map(),
-    pending: new Map(),
-    claims: new Map([['10.8.64.9', 5]]),
-  };
+  const s: GuardState = { ...EMPTY_GUARD_STATE, claims: new Map([['10.8.64.9', 5]]) };
   t.same(step(s, [], [PA]).ops, ['-claim 10.8.64.9']);
   t.same(
     withLearned(step(s, [], []).state, PA, { mac: A, ip: '10.8.64.2' }).claims.get('10.8.64.2'),
@@ -223,3 +226,36 @@ t.test('stale claims: dropped unless they back a kept learned binding', async (t
     'a learn event for a port the agent bound meanwhile changes nothing',
   );
 });
+
+t.test(
+  'pending MACs: one per MAC, revoked with their lease, moved when the lease changes',
+  async (t) => {
+    let s = step(
+      EMPTY_GUARD_STATE,
+      [lease('a', '10.8.64.2', A, null), lease('c', '10.8.64.4', null, null)],
+      [PA],
+    ).state;
+    t.same([...s.pendingMacs], [[A, '10.8.64.2']], 'a lease naming no MAC has none');
+    const r = step(
+      s,
+      [lease('a2', '10.8.64.5', A, null), lease('c', '10.8.64.4', null, null)],
+      [PA],
+    );
+    t.same(
+      r.ops,
+      [
+        '-pending 10.8.64.2',
+        '-mac ' + A,
+        '-claim 10.8.64.5',
+        `+pending 10.8.64.5 ${A}`,
+        `+mac ${A} 10.8.64.5`,
+      ],
+      'revoked before it is granted again',
+    );
+    s = r.state;
+    t.same(step(s, [lease('c', '10.8.64.4', null, null)], [PA]).ops, [
+      '-pending 10.8.64.5',
+      '-mac ' + A,
+    ]);
+  },
+);

@@ -9,11 +9,13 @@ import {
   encodePending,
   encodePortBinding,
   ipKey,
+  macKey,
   parseClaims,
   parseGuardEvent,
   parseGuardPorts,
   parseGuardStats,
   parsePending,
+  parsePendingMacs,
 } from '../../src/guard/guard-records.js';
 
 t.test('config: mode, flags and the event budget', async (t) => {
@@ -39,6 +41,8 @@ t.test('config: mode, flags and the event budget', async (t) => {
     { name: 'RangeError', message: /spoof event budget: burst 0/ },
   );
 });
+
+const A = '02:aa:00:00:00:01';
 
 t.test('port bindings and pending leases round-trip through dumps', async (t) => {
   const value = encodePortBinding({ mac: '02:AA:00:00:00:01', ip: '10.8.64.2' });
@@ -76,6 +80,18 @@ t.test('port bindings and pending leases round-trip through dumps', async (t) =>
     [['10.8.64.2', 7]],
   );
   t.same(parseGuardPorts({ keySize: 4, valueSize: 16, keys, values: Buffer.alloc(32) }).size, 0);
+  t.equal(macKey('02:AA:00:00:00:01').toString('hex'), '02aa000000010000');
+  t.same(
+    [
+      ...parsePendingMacs({
+        keySize: 8,
+        valueSize: 4,
+        keys: macKey(A),
+        values: ipKey('10.8.64.2'),
+      }),
+    ],
+    [[A, '10.8.64.2']],
+  );
 });
 
 t.test('per-port counters are summed over the CPUs', async (t) => {
