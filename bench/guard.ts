@@ -5,9 +5,11 @@
  * alternate the guard off and in enforce (off/enforce, then enforce/off, ...): TCP bulk
  * throughput and small-packet UDP rate (iperf3, 60-byte frames, sender on one core) from one to
  * the other. Ratios are enforce/off pair by pair (one pair a round), medians; the target is
- * >= 0.97. Then the program's own mean time on such a frame from a bound port under
- * BPF_PROG_TEST_RUN, with the guard off and in enforce, alternating `--testruns` times (each a
- * median of 5 x 1,000,000 runs): the guard's cost per IPv4 packet without the machine's noise.
+ * >= 0.97. Then the program's own time per packet of the sandboxes' UDP traffic in place
+ * (kernel.bpf_stats_enabled, one UDP run per setting, alternating `--testruns` times; the stats'
+ * own clock reads are in both), and its mean time on such a frame from a bound port under
+ * BPF_PROG_TEST_RUN, alternating likewise (each a median of 5 x 1,000,000 runs): the guard's cost
+ * per IPv4 packet without the machine's noise.
  *
  * Latency (`--latency-trials N`, default 20): an agent with `--guard monitor` and two leased,
  * bound sandboxes that take turns sending one gratuitous ARP for an address not theirs; the
@@ -18,7 +20,7 @@
  * the ARP and MAC equivalents, in concatenated sets), rounds alternating without it and with it
  * (the program attached, its guard off): `nft_tcp_ratio`, `nft_udp_ratio`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiRequest } from '../src/api/client.js';
@@ -135,8 +137,8 @@ function pairRatio(on: readonly number[], off: readonly number[]): number {
 /** The guard benchmark. */
 export const guardBench: Benchmark = {
   async run(argv) {
-    const rounds = flag(argv, 'rounds', 5);
-    const seconds = flag(argv, 'seconds', 3);
+    const rounds = flag(argv, 'rounds', 9);
+    const seconds = flag(argv, 'seconds', 2);
     const testruns = flag(argv, 'testruns', 5);
     const compareNft = option(argv, 'compare') === 'nft';
     const latencyTrials = flag(argv, 'latency-trials', 20);
@@ -152,6 +154,24 @@ export const guardBench: Benchmark = {
       const s = await pair.alternate(rounds, seconds, mode, ['off', 'enforce']);
 
       const ns = { off: [] as number[], enforce: [] as number[] };
+      const inPlace = { off: [] as number[], enforce: [] as number[] };
+      const statsBefore = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+      await run(['sysctl', '-qw', 'kernel.bpf_stats_enabled=1']);
+      try {
+        for (let i = 0; i < testruns; i++) {
+          for (const on of i % 2 === 0 ? [false, true] : [true, false]) {
+            await mode(on);
+            const key = on ? 'enforce' : 'off';
+            const s0 = await worker.ask<{ runTimeNs: number; runCnt: number }>('stats');
+            await pair.iperf(true, seconds);
+            const s1 = await worker.ask<{ runTimeNs: number; runCnt: number }>('stats');
+            inPlace[key].push((s1.runTimeNs - s0.runTimeNs) / Math.max(1, s1.runCnt - s0.runCnt));
+          }
+        }
+      } finally {
+        await run(['sysctl', '-qw', `kernel.bpf_stats_enabled=${statsBefore}`]);
+      }
+      // Without bpf_stats: its clock reads would be in every test run.
       for (let i = 0; i < testruns; i++) {
         for (const on of i % 2 === 0 ? [false, true] : [true, false]) {
           await mode(on);
@@ -160,6 +180,9 @@ export const guardBench: Benchmark = {
         }
       }
       await mode(false);
+      progress(
+        `bpf_stats ns/packet of the UDP traffic: off ${inPlace.off.map((x) => x.toFixed(1)).join(' ')}; enforce ${inPlace.enforce.map((x) => x.toFixed(1)).join(' ')}`,
+      );
       progress(
         `BPF_PROG_TEST_RUN ns/packet: off ${ns.off.join(' ')}; enforce ${ns.enforce.join(' ')}`,
       );
@@ -193,6 +216,9 @@ export const guardBench: Benchmark = {
         bpf_test_run_ns_off: round(median(ns.off), 1),
         bpf_test_run_ns_enforce: round(median(ns.enforce), 1),
         guard_ns_per_packet: round(median(ns.enforce) - median(ns.off), 1),
+        bpf_stats_ns_off: round(median(inPlace.off), 1),
+        bpf_stats_ns_enforce: round(median(inPlace.enforce), 1),
+        guard_ns_per_packet_in_place: round(median(inPlace.enforce) - median(inPlace.off), 1),
         spoof_finding_p50_ms: round(latency.ms.length ? median(latency.ms) : null, 2),
         spoof_finding_p99_ms: round(latency.ms.length ? quantile(latency.ms, 0.99) : null, 2),
         spoof_finding_max_ms: round(latency.ms.length ? Math.max(...latency.ms) : null, 2),
