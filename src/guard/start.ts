@@ -1,8 +1,9 @@
 /**
  * Builds the bridge guard for the agent from its configuration: nothing with `--guard off`; with
  * `monitor` or `enforce`, a `BridgeGuard` over the eBPF program's guard maps, its reports fed to
- * detection. `enforce` without the eBPF program refuses to start (a guard that silently does not
- * run is worse than none); `monitor` without it runs without the guard and says so.
+ * detection. `enforce` without the eBPF program, or with maps the kernel refuses, refuses to
+ * start (a guard that silently does not run is worse than none); `monitor` then runs without the
+ * guard and says so.
  *
  * @example
  * const guard = await startGuard({ cfg, bpf, store, bridge, pipeline: detection.pipeline, log, metrics });
@@ -42,7 +43,8 @@ export interface GuardDeps {
  * Starts the guard (its maps filled from the store), or returns null when it is off or cannot
  * run in monitor mode.
  *
- * @throws BridgewardError MISSING_FEATURE for `--guard enforce` without the eBPF program.
+ * @throws BridgewardError MISSING_FEATURE for `--guard enforce` without the eBPF program;
+ *   KERNEL_ERROR when its maps cannot be set up in enforce.
  */
 export async function startGuard(deps: GuardDeps): Promise<BridgeGuard | null> {
   const { cfg, bpf, log } = deps;
@@ -68,5 +70,9 @@ export async function startGuard(deps: GuardDeps): Promise<BridgeGuard | null> {
     metrics: deps.metrics,
     onSpoof: (o) => deps.pipeline.submitSpoof(o),
     onActivity: (a) => deps.pipeline.submitGuardActivity(a),
+  }).catch((err: unknown) => {
+    if (cfg.guard === 'enforce') throw err;
+    log.warn({ err }, 'the bridge guard cannot run; monitor is off');
+    return null;
   });
 }

@@ -205,7 +205,10 @@ t.test('a sandbox claiming the gateway address: gateway-claim', async (t) => {
     ['gateway-claim'],
     'no other conflict',
   );
-  const spoof = await waitForFinding(agent, (x) => x.kind === 'spoof-attempt');
+  const spoof = await waitForFinding(
+    agent,
+    (x) => x.kind === 'spoof-attempt' && x.ip === bed.gateway,
+  );
   t.match(spoof, { ip: bed.gateway, ports: [rogue.hostIf], spoof: { mode: 'monitor' } });
   await gotRaised;
   const claims = watched.filter((w) => w.finding.kind === 'gateway-claim');
