@@ -22,14 +22,13 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { apiRequest } from '../src/api/client.js';
 import { openEventStream } from '../src/api/event-stream-client.js';
 import type { Finding } from '../src/detect/finding.js';
 import { run } from '../src/exec.js';
 import { AgentProcess } from '../src/testbed/agent-process.js';
-import { Testbed, type Sandbox } from '../src/testbed/testbed.js';
+import { Testbed } from '../src/testbed/testbed.js';
+import { Announcer } from './announcer.js';
 import { ARP_STORM_BIN, startStorm, type StormKind, type StormResult } from './arp-storm.js';
 import { Arpwatch, nowMs, Reports } from './arpwatch.js';
 import {
@@ -43,45 +42,6 @@ import {
 import { cpuSeconds, rssMb } from './proc-stats.js';
 
 const SUBNET = '10.8.64.0/24';
-
-/** Sends single gratuitous ARPs from inside a sandbox; each resolves with the send time. */
-const ANNOUNCER = `
-import socket, struct, sys, time
-mac = bytes.fromhex(sys.argv[1].replace(":", ""))
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("eth0", 0))
-for line in sys.stdin:
-    ip = socket.inet_aton(line.split()[1])
-    s.send((b"\\xff" * 6 + mac + b"\\x08\\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-            + mac + ip + b"\\x00" * 6 + ip).ljust(60, b"\\x00"))
-    print(time.monotonic_ns(), flush=True)
-`;
-
-class Announcer {
-  readonly #proc: ChildProcess;
-  readonly #lines: AsyncIterator<string>;
-
-  constructor(sandbox: Sandbox) {
-    this.#proc = spawn(
-      'ip',
-      ['netns', 'exec', sandbox.netns, 'python3', '-u', '-c', ANNOUNCER, sandbox.mac],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    this.#lines = createInterface({ input: this.#proc.stdout! })[Symbol.asyncIterator]();
-  }
-
-  /** Sends one gratuitous ARP for `ip`; resolves with the send time (CLOCK_MONOTONIC, ms). */
-  async announce(ip: string): Promise<number> {
-    this.#proc.stdin!.write(`announce ${ip}\n`);
-    const r = await this.#lines.next();
-    if (r.done) throw new Error('announcer exited');
-    return Number(BigInt(r.value) / 1000n) / 1000;
-  }
-
-  close(): void {
-    this.#proc.kill();
-  }
-}
 
 const p50 = (xs: number[]) => (xs.length ? quantile(xs, 0.5) : null);
 const p99 = (xs: number[]) => (xs.length ? quantile(xs, 0.99) : null);

@@ -7,6 +7,7 @@ import type { Benchmark } from './benchmark.js';
 import { dataplaneBench } from './dataplane.js';
 import { cniBench } from './cni.js';
 import { detectBench } from './detect.js';
+import { guardBench } from './guard.js';
 import { ipamBench } from './ipam.js';
 import { nodeportBench } from './nodeport.js';
 import { scaleBench } from './scale.js';
@@ -16,6 +17,7 @@ export const BENCHMARKS: Record<string, Benchmark> = {
   dataplane: dataplaneBench,
   cni: cniBench,
   detect: detectBench,
+  guard: guardBench,
   ipam: ipamBench,
   nodeport: nodeportBench,
   scale: scaleBench,

@@ -46,6 +46,7 @@ import { eventsRoutes } from './api/events-routes.js';
 import { probeRoutes } from './api/probe-routes.js';
 import { AddressProber } from './detect/prober.js';
 import { CandidateProber } from './ipam/candidate-prober.js';
+import { startGuard } from './guard/start.js';
 import { VERSION } from './version.js';
 
 /**
@@ -126,8 +127,22 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
           return null;
         })
       : null;
+    if (bpf) closers.push(() => bpf.close());
+    // The guard's maps are filled from the store before the program runs on any port.
+    const guard = await startGuard({
+      cfg,
+      bpf,
+      store,
+      bridge,
+      pipeline: detection.pipeline,
+      log,
+      metrics,
+    });
+    if (guard) {
+      closers.push(() => guard.close());
+      bridge.listen(guard.bridgeListener);
+    }
     if (bpf) {
-      closers.push(() => bpf.close());
       // Attach to the ports first, so that only former ports lose an attachment.
       bridge.listen(bpf.bridgeListener);
       bpf.removeStale(await rtnl.links());
@@ -167,7 +182,17 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
         })
       : null;
     if (candidates) ipam.setPreHandoutCheck((ip) => candidates.check(ip));
+    if (guard) ipam.setFollower(guard);
     const reconciler = new Reconciler({ ipam, store, bridge, log, metrics });
+    if (guard) {
+      guard.onLearned(
+        (l) =>
+          void reconciler
+            .learned(l)
+            .catch((err: unknown) => log.warn({ err, learned: l }, 'cannot bind a learned port')),
+      );
+      guard.startLoop(cfg.sweepSeconds * 1000);
+    }
     // The boot reconcile compares the store with everything on the wire (the neighbour/FDB view
     // of a bridge that exists), before the detector's findings are written back.
     const present = bridge.current();
@@ -269,6 +294,7 @@ export async function startAgent(cfg: Config, log: Logger, signal: AbortSignal):
       store: cfg.store.kind,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       observers: { netlink: true, bpf: bpf !== null, probe: native.addon !== null },
+      guard: guard ? guard.status() : { mode: 'off' },
       features: {
         nativeAddon: native.addon !== null,
         btf: features.btf,

@@ -63,7 +63,16 @@ export interface Config {
    * a container, whose /proc/sys is read-only, a mount of the node's /proc/sys/net at `<dir>/net`.
    */
   readonly sysctlDir: string;
+  /** The bridge guard: off, monitor (count and report spoof attempts) or enforce (also drop). */
+  readonly guard: GuardMode;
+  /** What the guard does with IPv6 from sandboxes: pass it, or treat it as a violation. */
+  readonly guardIpv6: 'pass' | 'drop';
 }
+
+/** The bridge guard's modes. */
+export const GUARD_MODES = ['off', 'monitor', 'enforce'] as const;
+/** One of the bridge guard's modes. */
+export type GuardMode = (typeof GUARD_MODES)[number];
 
 /** The accepted log levels. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -89,6 +98,8 @@ export interface RawConfig {
   identityTokenDir?: string;
   nftMonitor?: string;
   sysctlDir?: string;
+  guard?: string;
+  guardIpv6?: string;
 }
 
 /** The keys a config file may hold, which are also the `run` flags in kebab-case. */
@@ -110,6 +121,8 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
   'identityTokenDir',
   'nftMonitor',
   'sysctlDir',
+  'guard',
+  'guardIpv6',
 ];
 
 /** Defaults applied when neither the file nor a flag sets a key. */
@@ -126,6 +139,8 @@ export const DEFAULTS = {
   bpfPinDir: '/sys/fs/bpf/bridgeward',
   nftMonitor: 'on',
   sysctlDir: '/proc/sys',
+  guard: 'monitor',
+  guardIpv6: 'pass',
 } as const;
 
 /** Default port of the identity token server, on the gateway address. */
@@ -202,12 +217,7 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
   }
   const stateDir = absPath(raw.stateDir, 'state-dir');
   const socket = absPath(raw.socket, 'socket');
-  const logLevel = str(raw.logLevel, 'log-level');
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw invalid(
-      `--log-level ${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`,
-    );
-  }
+  const logLevel = oneOf(raw.logLevel, 'log-level', LOG_LEVELS);
   const webhook =
     raw.webhook === undefined || raw.webhook === '' ? null : str(raw.webhook, 'webhook');
   if (webhook !== null && !/^https?:\/\/[^\s]+$/.test(webhook)) {
@@ -222,7 +232,7 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
     store: parseStoreSpec(str(raw.store, 'store')),
     socket,
     metricsListen: parseListen(str(raw.metricsListen, 'metrics-listen')),
-    logLevel: logLevel as LogLevel,
+    logLevel,
     cooldownSeconds: seconds(raw.cooldownSeconds, 'cooldown-seconds', 0, 7 * 86400),
     sweepSeconds: seconds(raw.sweepSeconds, 'sweep-seconds', 1, 3600),
     holdDownSeconds: seconds(raw.holdDownSeconds, 'hold-down-seconds', 1, 86400),
@@ -238,6 +248,8 @@ export function resolveConfig(flags: RawConfig, file: RawConfig = {}): Config {
         : absPath(raw.identityTokenDir, 'identity-token-dir'),
     nftMonitor: onOff(raw.nftMonitor, 'nft-monitor'),
     sysctlDir: absPath(raw.sysctlDir, 'sysctl-dir'),
+    guard: oneOf(raw.guard, 'guard', GUARD_MODES),
+    guardIpv6: oneOf(raw.guardIpv6, 'guard-ipv6', ['pass', 'drop'] as const),
   };
 }
 
@@ -293,6 +305,14 @@ function onOff(v: unknown, key: string): boolean {
   const s = str(v, key);
   if (s !== 'on' && s !== 'off') throw invalid(`--${key} ${JSON.stringify(s)}: expected on or off`);
   return s === 'on';
+}
+
+function oneOf<T extends string>(v: unknown, key: string, allowed: readonly T[]): T {
+  const s = str(v, key);
+  if (!(allowed as readonly string[]).includes(s)) {
+    throw invalid(`--${key} ${JSON.stringify(s)}: expected one of ${allowed.join(', ')}`);
+  }
+  return s as T;
 }
 
 function seconds(v: unknown, key: string, min: number, max: number): number {

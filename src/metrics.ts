@@ -45,6 +45,12 @@ export interface Metrics {
   readonly portLimitedBindings: Counter<'port'>;
   /** Malformed ARP frames seen by the eBPF observer, by bridge port (interface name). */
   readonly portMalformedFrames: Counter<'port'>;
+  /** Frames the bridge guard dropped (enforce), by bridge port (interface name). */
+  readonly guardDropped: Counter<'port'>;
+  /** Frames the bridge guard would have dropped (monitor), by bridge port (interface name). */
+  readonly guardWouldDrop: Counter<'port'>;
+  /** The bridge guard's bindings by state: bound (port), learned (first frame), pending (no port yet). */
+  readonly guardBindings: Gauge<'state'>;
   /** Node-port table repairs after drift. */
   readonly nodeportRepairs: Counter<never>;
   /** How long a node-port change took, store commit and nftables transaction, by op (add, remove). */
@@ -160,6 +166,24 @@ export function createMetrics(): Metrics {
       name: 'bridgeward_port_malformed_frames_total',
       help: 'Malformed ARP frames seen on each bridge port (eBPF observer).',
       labelNames: ['port'],
+      ...reg,
+    }),
+    guardDropped: new Counter({
+      name: 'bridgeward_guard_dropped_total',
+      help: 'Frames the bridge guard dropped on each bridge port (enforce): spoof attempts.',
+      labelNames: ['port'],
+      ...reg,
+    }),
+    guardWouldDrop: new Counter({
+      name: 'bridgeward_guard_would_drop_total',
+      help: 'Frames the bridge guard would have dropped on each bridge port (monitor): what enforce would stop.',
+      labelNames: ['port'],
+      ...reg,
+    }),
+    guardBindings: new Gauge({
+      name: 'bridgeward_guard_bindings',
+      help: 'Bridge guard bindings by state (bound, learned, pending).',
+      labelNames: ['state'],
       ...reg,
     }),
     nodeportRepairs: new Counter({

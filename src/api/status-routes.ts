@@ -5,6 +5,7 @@
  * app.register(statusRoutes(() => agent.status()));
  */
 import type { BridgeStatus } from '../bridge/session.js';
+import type { GuardStatus } from '../guard/bridge-guard.js';
 import type { ApiRoutes } from './server.js';
 
 /** The status report. */
@@ -23,6 +24,8 @@ export interface AgentStatus {
   uptimeSeconds: number;
   /** Which observers run. */
   observers: { netlink: boolean; bpf: boolean; probe: boolean };
+  /** The bridge guard: its mode, ports by binding, pending leases, drop counts; or off. */
+  guard: GuardStatus | { readonly mode: 'off' };
   /** Which optional features are available. */
   features: Record<string, boolean | string>;
 }

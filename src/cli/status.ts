@@ -11,7 +11,7 @@ import type { Verb } from './verb.js';
 export const statusVerbs: Verb[] = [
   {
     words: ['status'],
-    summary: 'show the agent: bridge, subnet, store, uptime, observers, features',
+    summary: 'show the agent: bridge, subnet, store, uptime, observers, guard, features',
     usage: 'bridgeward status [--socket PATH] [-o table|json]',
     async run(argv) {
       const { values } = parseVerbArgs(argv, CLIENT_OPTIONS);

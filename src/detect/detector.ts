@@ -10,7 +10,9 @@
  * MAC claims the address anew (A-B-A), which is what separates a duplicate from a handover.
  * A lease's port binding counts only while that port is on the bridge (see `portUp`).
  * Per-port ARP counters (`portActivity`) feed the storm watch (`storm-watch.ts`): one
- * `arp-storm` finding per flooding port, naming the sandboxes on it.
+ * `arp-storm` finding per flooding port, naming the sandboxes on it. The bridge guard's reports
+ * (`spoof`, `guardActivity`) feed the spoof watch (`spoof-watch.ts`): one `spoof-attempt` per
+ * port and claimed address, naming the port's sandbox and the lease it collides with.
  *
  * @example
  * const d = new ConflictDetector({ subnet: parseCidr('10.8.64.0/24'), gateway: '10.8.64.1',
@@ -22,7 +24,13 @@
  * changes[0]?.finding.kind; // 'gateway-claim'
  */
 import { contains, broadcastOf, isIp, parseIp, type Subnet } from '../net/ipv4.js';
-import type { Observation, ObservationSource, PortActivity } from '../observe/types.js';
+import type {
+  GuardActivity,
+  Observation,
+  ObservationSource,
+  PortActivity,
+  SpoofObservation,
+} from '../observe/types.js';
 import {
   ADDRESS_FINDING_KINDS,
   QUARANTINING_KINDS,
@@ -32,6 +40,7 @@ import {
 } from './finding.js';
 import { leaseFits, type LeaseIndex, type LeaseRef } from './lease-index.js';
 import { StormWatch, type PortOwner } from './storm-watch.js';
+import { SpoofWatch, type Collision } from './spoof-watch.js';
 
 /** Options of a detector. */
 export interface DetectorOptions {
@@ -120,6 +129,7 @@ export class ConflictDetector {
   readonly #active = new Map<string, Active>();
   readonly #cleared: Finding[] = [];
   readonly #storms: StormWatch;
+  readonly #spoofs: SpoofWatch;
   #now = 0;
 
   /** Creates a detector with no claims and no findings. */
@@ -137,6 +147,7 @@ export class ConflictDetector {
         ? {}
         : { framesPerSecond: opts.stormFramesPerSecond }),
     });
+    this.#spoofs = new SpoofWatch({ holdDownMs: this.#holdDownMs });
   }
 
   /** Adds a MAC of the host (e.g. when the bridge's address changes). */
@@ -190,6 +201,24 @@ export class ConflictDetector {
     return this.#storms.observe(a, this.#ownersOf(a, leases));
   }
 
+  /**
+   * Feeds one bridge-guard report of a frame outside its port's binding; returns the
+   * `spoof-attempt` raised or updated by it, naming the sandbox whose lease is bound to the port
+   * and the lease whose address (or MAC) the frame used. Never quarantines.
+   */
+  spoof(o: SpoofObservation, leases: LeaseIndex): FindingChange[] {
+    this.#now = Math.max(this.#now, o.at);
+    const bound = leases.byPort.get(o.ifindex);
+    const owners = bound ? [{ sandbox: bound.sandbox, mac: bound.mac }] : [];
+    return this.#spoofs.observe(o, owners, collision(o, bound, leases));
+  }
+
+  /** Feeds one reading of the bridge guard's counts on a port (rates; a clean port resolves). */
+  guardActivity(a: GuardActivity): void {
+    this.#now = Math.max(this.#now, a.at);
+    this.#spoofs.activity(a);
+  }
+
   /** Records a bridge port's name (a port joined or was renamed). */
   portUp(ifindex: number, name: string): void {
     this.#portNames.set(ifindex, name);
@@ -200,6 +229,7 @@ export class ConflictDetector {
     this.#now = Math.max(this.#now, at);
     this.#portNames.delete(ifindex);
     this.#storms.portGone(ifindex, at);
+    this.#spoofs.portGone(ifindex, at);
     const touched: string[] = [];
     for (const [ip, byMac] of this.#claims) {
       for (const [mac, c] of byMac) {
@@ -233,7 +263,7 @@ export class ConflictDetector {
         changes.push({ type: 'cleared', finding: this.#toFinding(a, this.#now) });
       }
     }
-    changes.push(...this.#storms.tick(this.#now));
+    changes.push(...this.#storms.tick(this.#now), ...this.#spoofs.tick(this.#now));
     for (const c of changes) {
       if (c.type !== 'cleared') continue;
       this.#cleared.push(c.finding);
@@ -244,7 +274,12 @@ export class ConflictDetector {
 
   /** True when there is nothing for `tick` to expire, re-check or clear (no claims, no findings). */
   idle(): boolean {
-    return this.#claims.size === 0 && this.#active.size === 0 && this.#storms.idle();
+    return (
+      this.#claims.size === 0 &&
+      this.#active.size === 0 &&
+      this.#storms.idle() &&
+      this.#spoofs.idle()
+    );
   }
 
   /** Active findings, oldest first. */
@@ -252,6 +287,7 @@ export class ConflictDetector {
     return [
       ...[...this.#active.values()].map((a) => this.#toFinding(a, null)),
       ...this.#storms.active(),
+      ...this.#spoofs.active(),
     ].sort((a, b) => Date.parse(a.firstSeen) - Date.parse(b.firstSeen));
   }
 
@@ -487,6 +523,7 @@ export class ConflictDetector {
       clearedAt: clearedAt === null ? null : iso(clearedAt),
       quarantine: QUARANTINING_KINDS.has(a.kind),
       rates: null,
+      spoof: null,
     };
   }
 }
@@ -495,6 +532,20 @@ export class ConflictDetector {
 function conflictStart(kind: FindingKind, claims: readonly Claim[]): number {
   const starts = claims.map((c) => c.firstSeen).sort((x, y) => x - y);
   return (kind === 'duplicate-ip' ? starts[1] : starts[0]) ?? 0;
+}
+
+/**
+ * The lease a spoofed frame used, other than the port's own: the holder of the address it claimed,
+ * else the holder of a MAC it sent from.
+ */
+function collision(o: SpoofObservation, own: LeaseRef | undefined, leases: LeaseIndex): Collision {
+  const candidates = [
+    o.ip === null ? undefined : leases.byIp.get(o.ip),
+    leases.byMac.get(o.mac),
+    o.senderMac === null ? undefined : leases.byMac.get(o.senderMac),
+  ];
+  const hit = candidates.find((l) => l !== undefined && l.sandbox !== own?.sandbox);
+  return hit ? { sandbox: hit.sandbox, ip: hit.ip } : null;
 }
 
 function first(keys: IterableIterator<string>): string {

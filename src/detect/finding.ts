@@ -8,10 +8,10 @@
  *   macs: ['02:00:00:00:00:02', '02:00:00:00:00:03'], ports: ['veth2', 'veth3'], ifindexes: [7, 9],
  *   sandboxes: ['app-1'], sources: ['bpf'], severity: 'error', state: 'active',
  *   firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: '2026-01-01T00:00:01.000Z',
- *   resolvedAt: null, clearedAt: null, quarantine: true, rates: null,
+ *   resolvedAt: null, clearedAt: null, quarantine: true, rates: null, spoof: null,
  * };
  */
-import type { ObservationSource } from '../observe/types.js';
+import type { ObservationSource, SpoofReason } from '../observe/types.js';
 
 /** The kinds of conflict on one address. */
 export const ADDRESS_FINDING_KINDS = [
@@ -21,8 +21,11 @@ export const ADDRESS_FINDING_KINDS = [
   'gateway-claim',
 ] as const;
 
-/** Every kind of finding: the address conflicts, and `arp-storm` (one port floods ARP). */
-export const FINDING_KINDS = [...ADDRESS_FINDING_KINDS, 'arp-storm'] as const;
+/**
+ * Every kind of finding: the address conflicts, `arp-storm` (one port floods ARP) and
+ * `spoof-attempt` (a port sent as an address or MAC its binding does not allow: the bridge guard).
+ */
+export const FINDING_KINDS = [...ADDRESS_FINDING_KINDS, 'arp-storm', 'spoof-attempt'] as const;
 
 /** One kind of finding. */
 export type FindingKind = (typeof FINDING_KINDS)[number];
@@ -41,6 +44,26 @@ export interface StormRates {
   readonly peakLimitedPerSecond: number;
   /** Bindings over the budget during this storm, in all. */
   readonly limitedTotal: number;
+}
+
+/** A spoof attempt's evidence: what the port sent, whose lease it collides with, what happened. */
+export interface SpoofDetail {
+  /** enforce: the frames were dropped; monitor: they passed (what enforce would drop). */
+  readonly mode: 'monitor' | 'enforce';
+  /** Why its frames were outside the port's binding, sorted. */
+  readonly reasons: readonly SpoofReason[];
+  /** The lease whose address (or MAC) the port used, when it is not the port's own. */
+  readonly collidesWith: { readonly sandbox: string; readonly ip: string } | null;
+  /** Spoof events the kernel reported for this attempt (rate-limited per port). */
+  readonly reports: number;
+  /** Frames the port had dropped, per second, at the last counter reading. */
+  readonly droppedPerSecond: number;
+  /** Frames enforce would have dropped, per second, at the last counter reading. */
+  readonly wouldDropPerSecond: number;
+  /** Frames of the port dropped while this finding was active. */
+  readonly droppedTotal: number;
+  /** Frames of the port enforce would have dropped while this finding was active. */
+  readonly wouldDropTotal: number;
 }
 
 /** Kinds that quarantine the address in the lease store while active. */
@@ -82,8 +105,10 @@ export interface Finding {
   readonly clearedAt: string | null;
   /** Whether this kind quarantines the address while active. */
   readonly quarantine: boolean;
-  /** An `arp-storm`'s rates; null for the address conflicts. */
+  /** An `arp-storm`'s rates; null for the other kinds. */
   readonly rates: StormRates | null;
+  /** A `spoof-attempt`'s evidence; null for the other kinds. */
+  readonly spoof: SpoofDetail | null;
 }
 
 /** A change to the set of findings, as published to logs, metrics, webhook and event stream. */
@@ -114,6 +139,17 @@ export function describeFinding(f: Finding): string {
         ? `: ${r.arpPerSecond} ARP/s (peak ${r.peakArpPerSecond}), ${r.limitedPerSecond} new bindings/s over budget (${r.limitedTotal} in all)`
         : '';
       return `arp-storm${where}${sandboxes}${rates}`;
+    }
+    case 'spoof-attempt': {
+      const d = f.spoof;
+      const as = f.ip ? ` as ${f.ip}` : '';
+      const what = d
+        ? `: ${d.reasons.join(', ')}; ${d.mode === 'enforce' ? 'dropped' : 'passed (monitor)'}`
+        : '';
+      const victim = d?.collidesWith
+        ? `, the lease of ${d.collidesWith.sandbox} (${d.collidesWith.ip})`
+        : '';
+      return `spoof-attempt${where}${sandboxes}${as} from ${who}${what}${victim}`;
     }
   }
 }

@@ -20,7 +20,12 @@
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Observation, PortActivity } from '../observe/types.js';
+import type {
+  GuardActivity,
+  Observation,
+  PortActivity,
+  SpoofObservation,
+} from '../observe/types.js';
 import type { LeaseStore, StoreSnapshot } from '../store/types.js';
 import type { Alerts } from '../alerts/alerts.js';
 import type { ConflictDetector } from './detector.js';
@@ -57,6 +62,8 @@ export interface PipelineOptions {
 type Input =
   | { readonly type: 'observation'; readonly obs: Observation }
   | { readonly type: 'port-activity'; readonly activity: PortActivity }
+  | { readonly type: 'spoof'; readonly spoof: SpoofObservation }
+  | { readonly type: 'guard-activity'; readonly activity: GuardActivity }
   | { readonly type: 'port-gone'; readonly ifindex: number; readonly at: number }
   | { readonly type: 'tick'; readonly at: number };
 
@@ -108,6 +115,16 @@ export class DetectionPipeline {
   /** Queues a reading of a port's ARP counters (ARP storms); never waits. */
   submitActivity(activity: PortActivity): void {
     this.#push({ type: 'port-activity', activity });
+  }
+
+  /** Queues a bridge-guard report of a spoofed frame; never waits. */
+  submitSpoof(spoof: SpoofObservation): void {
+    this.#push({ type: 'spoof', spoof });
+  }
+
+  /** Queues a reading of the bridge guard's counts on a port; never waits. */
+  submitGuardActivity(activity: GuardActivity): void {
+    this.#push({ type: 'guard-activity', activity });
   }
 
   /** A port joined the bridge (or was renamed). */
@@ -195,6 +212,11 @@ export class DetectionPipeline {
         return d.observe(input.obs, leases);
       case 'port-activity':
         return d.portActivity(input.activity, leases);
+      case 'spoof':
+        return d.spoof(input.spoof, leases);
+      case 'guard-activity':
+        d.guardActivity(input.activity);
+        return [];
       case 'port-gone':
         return d.portGone(input.ifindex, input.at, leases);
       case 'tick':

@@ -17,6 +17,7 @@
  */
 import type { PortActivity } from '../observe/types.js';
 import type { Finding, FindingChange, StormRates } from './finding.js';
+import { HeldFindings } from './held-findings.js';
 
 /** Options of a storm watch. */
 export interface StormWatchOptions {
@@ -57,13 +58,14 @@ const MAX_STORMS = 4096;
 /** The per-port ARP storm state machine. */
 export class StormWatch {
   readonly #framesPerSecond: number;
-  readonly #holdDownMs: number;
-  readonly #storms = new Map<number, Storm>();
+  readonly #storms: HeldFindings<number, Storm>;
 
   /** A watch with no storms. */
   constructor(opts: StormWatchOptions) {
     this.#framesPerSecond = opts.framesPerSecond ?? STORM_FRAMES_PER_SECOND;
-    this.#holdDownMs = opts.holdDownMs;
+    this.#storms = new HeldFindings(opts.holdDownMs, (s, clearedAt) =>
+      this.#toFinding(s, clearedAt),
+    );
   }
 
   /** Feeds one reading of a port's counters; `owners` are the sandboxes on that port. */
@@ -127,26 +129,17 @@ export class StormWatch {
 
   /** Clears the storms that stayed resolved for the hold-down by `now`. */
   tick(now: number): FindingChange[] {
-    const changes: FindingChange[] = [];
-    for (const [ifindex, s] of this.#storms) {
-      if (s.resolvedAt !== null && now - s.resolvedAt >= this.#holdDownMs) {
-        this.#storms.delete(ifindex);
-        changes.push({ type: 'cleared', finding: this.#toFinding(s, now) });
-      }
-    }
-    return changes;
+    return this.#storms.tick(now);
   }
 
   /** True while no storm is being tracked (nothing for `tick` to clear). */
   idle(): boolean {
-    return this.#storms.size === 0;
+    return this.#storms.idle();
   }
 
   /** Active storm findings (resolving ones included), oldest first. */
   active(): Finding[] {
-    return [...this.#storms.values()]
-      .sort((a, b) => a.firstSeen - b.firstSeen)
-      .map((s) => this.#toFinding(s, null));
+    return this.#storms.active();
   }
 
   #toFinding(s: Storm, clearedAt: number | null): Finding {
@@ -172,6 +165,7 @@ export class StormWatch {
         peakLimitedPerSecond: s.peakLimited,
         limitedTotal: s.limitedTotal,
       },
+      spoof: null,
     };
   }
 }

@@ -217,5 +217,45 @@ export class Reconciler {
         'port binding ended: the port left the bridge',
       );
     }
+    if (plan.bind.length + plan.unbind.length > 0) await ipam.followLeases();
+  }
+
+  /**
+   * Binds the lease on `seen.ip` to the MAC and port its first frame came from, as the bridge
+   * guard learned it in the kernel: the same store bind a sweep makes from evidence (a 'bound'
+   * event in the history), under the IPAM lock, then the guard follows. Nothing happens when the
+   * lease is gone, names another MAC, is bound to a current port already, or the port left.
+   *
+   * @example guard.onLearned((l) => void reconciler.learned(l));
+   */
+  learned(seen: {
+    readonly ip: string;
+    readonly mac: string;
+    readonly ifindex: number;
+    readonly ifname: string | null;
+  }): Promise<void> {
+    const { ipam, store, bridge } = this.#opts;
+    return ipam.exclusive(async () => {
+      const lease = await store.leaseByIp(seen.ip);
+      const ports = bridge.ports();
+      if (
+        !lease ||
+        (lease.mac !== null && lease.mac !== seen.mac) ||
+        (lease.ifindex !== null && ports.has(lease.ifindex)) ||
+        !ports.has(seen.ifindex)
+      ) {
+        return;
+      }
+      await store.bind(
+        lease.sandbox,
+        { mac: seen.mac, ifindex: seen.ifindex, ifname: seen.ifname },
+        new Date(),
+      );
+      this.#log.info(
+        { sandbox: lease.sandbox, ip: seen.ip, mac: seen.mac, ifindex: seen.ifindex },
+        'lease bound to the port of its first frame',
+      );
+      await ipam.followLeases();
+    });
   }
 }

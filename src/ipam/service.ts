@@ -40,6 +40,16 @@ import { Mutex } from './mutex.js';
 /** A check run on an address right before it is handed out; evidence means "in use, skip it". */
 export type PreHandoutCheck = (ip: string) => Promise<LiveEvidence | null>;
 
+/**
+ * Kernel state derived from the leases that must follow every lease change before the change is
+ * answered (the bridge guard: a new lease's binding exists before its address is handed out, a
+ * released one's is gone before the release is answered).
+ */
+export interface LeaseFollower {
+  /** Resolves, never rejects, once every lease change committed before the call is followed. */
+  sync(): Promise<void>;
+}
+
 /** What the service needs. */
 export interface IpamOptions {
   /** The lease store. */
@@ -131,6 +141,7 @@ export class IpamService {
   readonly #releases: PendingRelease[] = [];
   #draining = false;
   #check: PreHandoutCheck | null = null;
+  #follower: LeaseFollower | null = null;
   readonly #releasedListeners: ((lease: Lease) => void)[] = [];
   #metricsTimer: NodeJS.Timeout | null = null;
 
@@ -163,6 +174,16 @@ export class IpamService {
   /** Installs the check run on every chosen address before it is claimed (one at a time). */
   setPreHandoutCheck(check: PreHandoutCheck): void {
     this.#check = check;
+  }
+
+  /** Installs the kernel state that follows every lease change before it is answered. */
+  setFollower(follower: LeaseFollower): void {
+    this.#follower = follower;
+  }
+
+  /** Resolves once the follower (if any) holds every lease change committed so far. */
+  followLeases(): Promise<void> {
+    return this.#follower?.sync() ?? Promise.resolve();
   }
 
   /** Everything the live sources see right now, merged per address. */
@@ -219,6 +240,7 @@ export class IpamService {
    */
   async reap(sandbox: string, at: Date, detail: Record<string, unknown>): Promise<Lease> {
     const lease = await this.#store.release(sandbox, at, detail);
+    await this.followLeases();
     this.#notifyReleased(lease);
     return lease;
   }
@@ -278,6 +300,8 @@ export class IpamService {
     const ended = await Promise.allSettled(
       batch.map((p) => this.#store.release(p.sandbox, at, p.detail)),
     );
+    // The old owners' bindings are gone from the kernel before any release is answered.
+    if (ended.some((r) => r.status === 'fulfilled')) await this.followLeases();
     for (const [i, p] of batch.entries()) {
       const r = ended[i] as PromiseSettledResult<Lease>;
       if (r.status === 'rejected') {
@@ -392,6 +416,7 @@ export class IpamService {
           { sandbox: p.sandbox, ip, generation: result.lease.generation, cooling },
           'allocated',
         );
+        await this.followLeases(); // the new lease's binding exists before the address is handed out
       }
       p.resolve(result);
     } catch (e) {
@@ -502,7 +527,9 @@ export class IpamService {
 
   async #bindMac(lease: Lease, mac: string | null): Promise<Lease> {
     if (mac === null || lease.mac !== null) return lease;
-    return this.#store.bind(lease.sandbox, { mac }, new Date(this.#now()));
+    const bound = await this.#store.bind(lease.sandbox, { mac }, new Date(this.#now()));
+    await this.followLeases();
+    return bound;
   }
 }
 

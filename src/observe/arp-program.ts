@@ -31,11 +31,31 @@ import {
   type ArpEvent,
   type BindingBudget,
   type KernelBinding,
+  type MapDump,
   type PortStats,
 } from './arp-records.js';
 
 /** Path of the compiled program. */
 export const ARP_OBJECT_PATH = join(REPO_ROOT, 'bpf', 'arp_observer.bpf.o');
+
+/**
+ * Raw access to the loaded object's maps by name, for a part that owns other maps of the same
+ * program (the bridge guard's, `src/guard/`). Failures are BridgewardErrors (KERNEL_ERROR,
+ * MISSING_PRIVILEGE).
+ *
+ * @example
+ * prog.maps().update('bw_guard_config', ifindexKey(0), config);
+ */
+export interface BpfMaps {
+  /** Creates or replaces one entry (not of a per-CPU map). */
+  update(map: string, key: Buffer, value: Buffer): void;
+  /** Deletes one entry; false when there was none. */
+  delete(map: string, key: Buffer): boolean;
+  /** Every entry. */
+  dump(map: string): MapDump;
+  /** Reads a ring-buffer map: `onRecords` gets each batch of raw records, queued ones first. */
+  readRing(map: string, onRecords: (records: Buffer[]) => void): EventReader;
+}
 
 /** The ARP observer program and its maps, loaded in this process. */
 export class ArpProgram {
@@ -146,21 +166,25 @@ export class ArpProgram {
     onEvents: (events: ArpEvent[]) => void,
     onBadRecord: () => void = () => undefined,
   ): EventReader {
-    const native = loadNative();
-    if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
-    const { RingbufReader } = native.addon;
-    return this.#call('reading the event ring buffer', () => {
-      const fd = this.#obj.mapFd(BPF_NAMES.events);
-      return new RingbufReader(fd, (records) => {
-        const events: ArpEvent[] = [];
-        for (const r of records) {
-          const e = parseArpEvent(r);
-          if (e) events.push(e);
-          else onBadRecord();
-        }
-        if (events.length > 0) onEvents(events);
-      });
-    });
+    return readRecords(this.maps(), BPF_NAMES.events, parseArpEvent, onEvents, onBadRecord);
+  }
+
+  /** The object's maps by name (see `BpfMaps`). */
+  maps(): BpfMaps {
+    return {
+      update: (map, key, value) =>
+        this.#call(`updating ${map}`, () => this.#obj.mapUpdate(map, key, value)),
+      delete: (map, key) => this.#call(`deleting from ${map}`, () => this.#obj.mapDelete(map, key)),
+      dump: (map) => this.#call(`dumping ${map}`, () => this.#obj.mapDump(map)),
+      readRing: (map, onRecords) => {
+        const native = loadNative();
+        if (!native.addon) throw new BridgewardError('MISSING_FEATURE', native.error);
+        const { RingbufReader } = native.addon;
+        return this.#call(`reading the ring buffer ${map}`, () => {
+          return new RingbufReader(this.#obj.mapFd(map), onRecords);
+        });
+      },
+    };
   }
 
   /** BPF_PROG_TEST_RUN on one frame arriving on `ifindex` (0: loopback); returns the tc verdict. */
@@ -170,10 +194,13 @@ export class ArpProgram {
     ).retval;
   }
 
-  /** Mean ns per run of BPF_PROG_TEST_RUN on one frame repeated `repeat` times (the program alone). */
-  testRunNs(frame: Buffer, repeat: number): number {
+  /**
+   * Mean ns per run of BPF_PROG_TEST_RUN on one frame arriving on `ifindex` (0: loopback),
+   * repeated `repeat` times (the program alone).
+   */
+  testRunNs(frame: Buffer, repeat: number, ifindex = 0): number {
     return this.#call('BPF_PROG_TEST_RUN', () =>
-      this.#obj.testRun(BPF_NAMES.program, frame, 0, repeat),
+      this.#obj.testRun(BPF_NAMES.program, frame, ifindex, repeat),
     ).durationNs;
   }
 
@@ -194,4 +221,29 @@ export class ArpProgram {
       throw nativeFailure(e, what);
     }
   }
+}
+
+/**
+ * Reads ring-buffer map `map` and parses each record with `parse`: `onEvents` gets each batch's
+ * parsed records, `onBadRecord` hears of each record `parse` refused (a header/TS mismatch).
+ *
+ * @example
+ * readRecords(prog.maps(), 'bw_events', parseArpEvent, (events) => handle(events), () => log.error('bad record'));
+ */
+export function readRecords<T>(
+  maps: BpfMaps,
+  map: string,
+  parse: (record: Buffer) => T | null,
+  onEvents: (events: T[]) => void,
+  onBadRecord: () => void,
+): EventReader {
+  return maps.readRing(map, (records) => {
+    const events: T[] = [];
+    for (const r of records) {
+      const e = parse(r);
+      if (e) events.push(e);
+      else onBadRecord();
+    }
+    if (events.length > 0) onEvents(events);
+  });
 }

@@ -204,27 +204,38 @@ export function parseBindings(dump: MapDump): KernelBinding[] {
  */
 export function parsePortStats(dump: MapDump): Map<number, PortStats> {
   const out = new Map<number, PortStats>();
+  for (const [ifindex, sum] of sumPerCpuCounters(dump, PORT_STATS_SIZE)) {
+    const [arp, malformed, mismatch, events, lost, limited] = sum as Six;
+    out.set(ifindex, { arp, malformed, mismatch, events, lost, limited });
+  }
+  return out;
+}
+
+/** Six counters in struct order. */
+type Six = [number, number, number, number, number, number];
+
+/**
+ * Sums a per-CPU map of __u64 counters keyed by ifindex (a struct of `valueSize / 8` counters
+ * per CPU): ifindex -> each counter summed over the CPUs, in struct order. Empty when the dump's
+ * layout is not that.
+ *
+ * @example sumPerCpuCounters(obj.mapDump('bw_port_stats'), 48).get(7)?.[0] // ARP frames on port 7
+ */
+export function sumPerCpuCounters(dump: MapDump, valueSize: number): Map<number, number[]> {
+  const out = new Map<number, number[]>();
   const cpus = dump.cpus ?? 1;
-  if (dump.keySize !== 4 || dump.valueSize !== PORT_STATS_SIZE || cpus < 1) return out;
-  const entry = PORT_STATS_SIZE * cpus;
+  if (dump.keySize !== 4 || dump.valueSize !== valueSize || cpus < 1) return out;
+  const entry = valueSize * cpus;
   const n = Math.min(dump.keys.length / 4, Math.floor(dump.values.length / entry));
   for (let i = 0; i < n; i++) {
-    const sum = [0n, 0n, 0n, 0n, 0n, 0n];
+    const sum = new Array<bigint>(valueSize / 8).fill(0n);
     for (let c = 0; c < cpus; c++) {
-      const at = i * entry + c * PORT_STATS_SIZE;
+      const at = i * entry + c * valueSize;
       for (let f = 0; f < sum.length; f++) {
         sum[f] = (sum[f] as bigint) + dump.values.readBigUInt64LE(at + f * 8);
       }
     }
-    const [arp, malformed, mismatch, events, lost, limited] = sum.map(Number) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    out.set(dump.keys.readUInt32LE(i * 4), { arp, malformed, mismatch, events, lost, limited });
+    out.set(dump.keys.readUInt32LE(i * 4), sum.map(Number));
   }
   return out;
 }
@@ -237,19 +248,36 @@ export function parsePortStats(dump: MapDump): Map<number, PortStats> {
  * @throws RangeError for a negative or fractional rate or a burst below 1.
  */
 export function encodeConfig(budget: BindingBudget): Buffer {
+  const buf = Buffer.alloc(CONFIG_SIZE);
+  writeBudget(buf, 0, budget, 'binding budget');
+  return buf;
+}
+
+/**
+ * Writes a per-port budget at `offset` as the kernel keeps it: the interval between two units
+ * (ns) and how far the budget may run ahead of the clock (burst * interval), two __u64; both 0
+ * for no limit. `what` names the budget in errors.
+ *
+ * @example writeBudget(Buffer.alloc(16), 0, { perSecond: 100, burst: 200 }, 'x') // interval 10000000n
+ * @throws RangeError for a negative or fractional rate or a burst below 1.
+ */
+export function writeBudget(
+  buf: Buffer,
+  offset: number,
+  budget: BindingBudget,
+  what: string,
+): void {
   const { perSecond, burst } = budget;
   if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 1e9) {
-    throw new RangeError(`binding budget: ${perSecond} per second is not an integer in 0..1e9`);
+    throw new RangeError(`${what}: ${perSecond} per second is not an integer in 0..1e9`);
   }
   if (!Number.isInteger(burst) || burst < 1) {
-    throw new RangeError(`binding budget: burst ${burst} is not an integer >= 1`);
+    throw new RangeError(`${what}: burst ${burst} is not an integer >= 1`);
   }
-  const buf = Buffer.alloc(CONFIG_SIZE);
-  if (perSecond === 0) return buf;
+  if (perSecond === 0) return;
   const interval = BigInt(Math.ceil(1e9 / perSecond));
-  buf.writeBigUInt64LE(interval, 0);
-  buf.writeBigUInt64LE(interval * BigInt(burst), 8);
-  return buf;
+  buf.writeBigUInt64LE(interval, offset);
+  buf.writeBigUInt64LE(interval * BigInt(burst), offset + 8);
 }
 
 /**

@@ -24,7 +24,7 @@
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { EventReader } from '../native.js';
-import { ArpProgram } from './arp-program.js';
+import { ArpProgram, type BpfMaps } from './arp-program.js';
 import {
   bindingToObservation,
   changedBindings,
@@ -91,6 +91,8 @@ export interface BpfObserver {
   ports(): ReadonlyMap<number, string>;
   /** The program's id and run-time totals (run time needs kernel.bpf_stats_enabled=1). */
   runStats(): { id: number; runTimeNs: number; runCnt: number };
+  /** The program's maps by name (the bridge guard's live in the same program). */
+  maps(): BpfMaps;
   /** Reads the per-port counters now and updates the metrics (also done on a timer). */
   refreshStats(): void;
   /** Stops watching; filters stay attached and maps stay pinned. */
@@ -306,6 +308,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     attachMode: () => attachments.mode,
     ports: () => new Map(ports),
     runStats: () => prog.runStats(),
+    maps: () => prog.maps(),
     refreshStats,
     async close() {
       if (closed) return;

@@ -100,3 +100,77 @@ export interface PortActivity {
   /** MACs the bridge has learned on the port (FDB), when the caller added them. */
   readonly stations?: readonly string[];
 }
+
+/** Why a frame was outside its port's binding (what the bridge guard checks). */
+export type SpoofReason =
+  /** Ethernet source is not the port's MAC. */
+  | 'mac'
+  /** ARP sender MAC is not the port's MAC (or not the frame's source). */
+  | 'arp-mac'
+  /** ARP sender IP is not the port's leased address. */
+  | 'arp-ip'
+  /** IPv4 source is not the port's leased address. */
+  | 'ip-source'
+  /** The port has no binding and the frame claims no lease awaiting one. */
+  | 'unbound'
+  /** IPv6 while `--guard-ipv6 drop`. */
+  | 'ipv6'
+  /** IPv4 or ARP too short or invalid to check. */
+  | 'malformed';
+
+/**
+ * A frame the bridge guard found outside its port's binding (a spoof attempt), with what the
+ * guard did with it: a fact about one frame (reports are rate-limited per port in the kernel;
+ * `GuardActivity` carries the counts).
+ *
+ * @example
+ * const s: SpoofObservation = { source: 'bpf', ifindex: 9, port: 'vethb', at: Date.now(),
+ *   reason: 'ip-source', dropped: true, ip: '10.8.64.2', targetIp: '10.8.64.4',
+ *   mac: '02:00:00:00:00:0b', senderMac: null };
+ */
+export interface SpoofObservation {
+  /** Which observer saw it. */
+  readonly source: 'bpf';
+  /** The bridge port it came from. */
+  readonly ifindex: number;
+  /** Its name. */
+  readonly port: string;
+  /** When (ms since the epoch). */
+  readonly at: number;
+  /** What was wrong with it. */
+  readonly reason: SpoofReason;
+  /** Dropped (enforce), or passed (monitor). */
+  readonly dropped: boolean;
+  /** The IPv4 it claimed (ARP sender or IPv4 source), null when none. */
+  readonly ip: string | null;
+  /** ARP target or IPv4 destination, null when none. */
+  readonly targetIp: string | null;
+  /** Its Ethernet source MAC. */
+  readonly mac: string;
+  /** Its ARP sender MAC, null for other frames. */
+  readonly senderMac: string | null;
+}
+
+/**
+ * The bridge guard's counts on one port over an interval, from its per-port counters.
+ *
+ * @example
+ * const a: GuardActivity = { source: 'bpf', ifindex: 9, port: 'vethb', at: Date.now(),
+ *   intervalMs: 1000, dropped: 120, wouldDrop: 0 };
+ */
+export interface GuardActivity {
+  /** Which observer counted it. */
+  readonly source: 'bpf';
+  /** The bridge port. */
+  readonly ifindex: number;
+  /** Its name. */
+  readonly port: string;
+  /** End of the interval (ms since the epoch). */
+  readonly at: number;
+  /** Length of the interval (ms). */
+  readonly intervalMs: number;
+  /** Frames dropped in the interval (enforce). */
+  readonly dropped: number;
+  /** Frames enforce would have dropped in the interval (monitor). */
+  readonly wouldDrop: number;
+}

@@ -9,32 +9,15 @@ import { join } from 'node:path';
 import { run as exec } from '../../src/exec.js';
 import { ArpProgram } from '../../src/observe/arp-program.js';
 import { ZERO_PORT_STATS, type ArpEvent } from '../../src/observe/arp-records.js';
-import {
-  BROADCAST_MAC,
-  ZERO_MAC,
-  buildArpFrame,
-  parseArpFrame,
-  type ArpFrame,
-} from '../../src/net/arp.js';
+import { parseArpFrame } from '../../src/net/arp.js';
+import { arpRequest } from '../harness/frames.js';
 
 const TC_ACT_UNSPEC = -1;
 const LO = 1; // test runs without a ctx ifindex arrive on loopback
 const A = '02:aa:00:00:00:01';
 const B = '02:bb:00:00:00:02';
 
-function request(mac: string, ip: string, over: Partial<ArpFrame> = {}): Buffer {
-  return buildArpFrame({
-    ethDst: BROADCAST_MAC,
-    ethSrc: mac,
-    vlan: null,
-    op: 'request',
-    senderMac: mac,
-    senderIp: ip,
-    targetMac: ZERO_MAC,
-    targetIp: '10.8.64.1',
-    ...over,
-  });
-}
+const request = arpRequest;
 
 /** Loads a fresh program and collects its events. */
 function setup(t: Test) {

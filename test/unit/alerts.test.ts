@@ -30,6 +30,7 @@ function finding(ip: string, kind: Finding['kind'] = 'duplicate-ip'): Finding {
     clearedAt: null,
     quarantine: kind !== 'lease-mismatch',
     rates: null,
+    spoof: null,
   };
 }
 

@@ -17,6 +17,10 @@ t.test('defaults and derived gateway', async (t) => {
   t.equal(c.sysctlDir, '/proc/sys');
   t.equal(resolveConfig({ subnet: '10.8.64.0/24', nftMonitor: 'off' }).nftMonitor, false);
   t.equal(resolveConfig({ subnet: '10.8.64.0/24', holdDownSeconds: '5' }).holdDownSeconds, 5);
+  t.equal(c.guard, 'monitor', 'the bridge guard watches by default');
+  t.equal(c.guardIpv6, 'pass');
+  const enforcing = resolveConfig({ subnet: '10.8.64.0/24', guard: 'enforce', guardIpv6: 'drop' });
+  t.same([enforcing.guard, enforcing.guardIpv6], ['enforce', 'drop']);
 });
 
 t.test('flags override the file, the file overrides defaults', async (t) => {
@@ -49,6 +53,14 @@ t.test('precise errors for bad values', async (t) => {
     [
       { subnet: '10.8.64.0/24', sysctlDir: 'host/proc' },
       /--sysctl-dir .* must be an absolute path/,
+    ],
+    [
+      { subnet: '10.8.64.0/24', guard: 'on' },
+      /--guard "on": expected one of off, monitor, enforce/,
+    ],
+    [
+      { subnet: '10.8.64.0/24', guardIpv6: 'block' },
+      /--guard-ipv6 "block": expected one of pass, drop/,
     ],
     [{ subnet: '10.8.64.0/24', bridge: 'a-name-that-is-too-long' }, /--bridge/],
     [{ subnet: '10.8.64.0/24', cooldownSeconds: '-1' }, /--cooldown-seconds/],

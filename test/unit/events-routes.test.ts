@@ -36,6 +36,7 @@ function finding(ip: string, state: Finding['state'] = 'active'): Finding {
     clearedAt: state === 'cleared' ? '2026-01-01T00:01:00.000Z' : null,
     quarantine: true,
     rates: null,
+    spoof: null,
   };
 }
 
