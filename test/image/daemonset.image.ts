@@ -5,7 +5,7 @@
 // pinned maps; then drops each listed capability in turn and records what breaks, which must be
 // what the DaemonSet's comment says. Run by `npm run test:image` (builds the image first).
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../src/exec.js';
 import { VERSION } from '../../src/version.js';
@@ -196,12 +196,12 @@ async function checkFeatures(
   return out;
 }
 
-/** Ids of the maps pinned in the pod's bpffs, by pin name. */
+/** Ids of the maps pinned in the pod's bpffs, by pin name (the `links/` directory holds links). */
 async function pinnedMaps(pod: PodmanPod): Promise<Record<string, number>> {
   const dir = join(pod.bpffs, 'bridgeward');
-  const ls = await run(['ls', dir]);
   const ids: Record<string, number> = {};
-  for (const name of ls.stdout.split('\n').filter(Boolean)) {
+  const names = readdirSync(dir, { withFileTypes: true }).filter((e) => !e.isDirectory());
+  for (const { name } of names) {
     const r = await run(['bpftool', '-j', 'map', 'show', 'pinned', join(dir, name)]);
     ids[name] = (JSON.parse(r.stdout) as { id: number }).id;
   }
