@@ -4,32 +4,35 @@
  * live sources do not see it); the background prober keeps the next few candidates that fresh.
  * Pure: every function takes the time.
  *
- * Why 2 s. The probe is there for silent squatters: a host that holds an address but has not
- * spoken, so the passive observers (eBPF on every port, the neighbour table; read again for every
- * allocation batch) cannot know it. One present when the probe ran answers it. What a probe
- * cannot vouch for is a squatter that appears after it and stays silent until the handout; the
- * bound caps that window at 2 s, the same order as the eBPF observer's reuse of its map dump
- * (1 s) and the neighbour table's locktime (1 s). A candidate is probed again once its last
- * silent probe is 1 s old, so the one handed out is 0-1.1 s old and a few candidates cost two
- * frames each per second. Before this policy a probe vouched for an address from the first
- * handout since start for as long as the agent ran.
+ * Why 5 s. The probe is there for silent squatters: a host that holds an address but has not
+ * spoken, so the passive observers (eBPF on every port, the neighbour table) cannot know it. One
+ * present when the probe ran answers it. What a probe cannot vouch for is a squatter that appears
+ * after it and stays silent until the handout; the bound caps that window at 5 s, and even such a
+ * squatter is no silent duplicate for long: the new owner's first ARP makes it a `duplicate-ip`
+ * finding within milliseconds and quarantines the address. A candidate is probed again once its
+ * last silent probe is 4 s old (the one handed out is 0-4.1 s old; the rest of the bound is slack
+ * for the probe's window and a busy event loop), so a few candidates cost one probe round every
+ * 4 s: about 0.3 ms of CPU a second, against 1.2 ms with a 2 s bound refreshed every second
+ * (measured idle, `perf stat` on the agent). Before this policy a probe vouched for an address
+ * from the first handout since start for as long as the agent ran.
  *
  * How many. At least `MIN_CANDIDATES` (a runtime adding a sandbox now and then finds one
- * fresh); after a burst of allocations, twice what its busiest second handed out (a refresh
- * period at that rate, twice over), for a minute after it (runtimes start sandboxes in bursts:
- * the next one finds its candidates fresh from the first allocation), at most `MAX_CANDIDATES`
- * per probe batch: 512 frames a second at the very most, and only in that minute. A failed or
- * absent probe never makes an address fresh.
+ * fresh); after a burst of allocations, twice what its busiest second handed out (new candidates
+ * are probed as soon as they are next, every 50 ms while handing out), for a minute after it
+ * (runtimes start sandboxes in bursts: the next one finds its candidates fresh from the first
+ * allocation), at most `MAX_CANDIDATES` per probe batch: 128 frames a second at the very most
+ * while refreshing, and only in that minute. A failed or absent probe never makes an address
+ * fresh.
  *
  * @example
- * isFresh(silentAt, Date.now()); // true within 2 s of a silent probe
+ * isFresh(silentAt, Date.now()); // true within 5 s of a silent probe
  * dueForProbe(['10.8.64.2', '10.8.64.3'], (ip) => ledger.get(ip), Date.now()); // those to probe now
  */
 
 /** How long a silent probe vouches for an address (ms). */
-export const FRESH_FOR_MS = 2000;
+export const FRESH_FOR_MS = 5000;
 /** Age of its last silent probe at which a candidate is probed again (ms). */
-export const REFRESH_AFTER_MS = 1000;
+export const REFRESH_AFTER_MS = 4000;
 /** Candidates kept probed while nothing is allocated. */
 export const MIN_CANDIDATES = 2;
 /** Most candidates probed in one batch. */
@@ -50,8 +53,8 @@ export interface SecondCount {
  * vouches for its address at `now`. No probe (undefined) is never fresh.
  *
  * @example
- * isFresh(1000, 2500); // true
- * isFresh(1000, 3001); // false
+ * isFresh(1000, 5500); // true
+ * isFresh(1000, 6001); // false
  */
 export function isFresh(silentAt: number | undefined, now: number): boolean {
   return silentAt !== undefined && now - silentAt <= FRESH_FOR_MS && silentAt <= now;

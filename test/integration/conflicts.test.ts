@@ -10,6 +10,7 @@ import type { Finding } from '../../src/detect/finding.js';
 import { openStore } from '../../src/store/open.js';
 import { createLogger } from '../../src/log.js';
 import type { Quarantine } from '../../src/store/types.js';
+import { FRESH_FOR_MS } from '../../src/ipam/probed-candidates.js';
 
 const SUBNET = '10.8.64.0/24';
 
@@ -123,8 +124,8 @@ t.test(
 t.test('a silent sandbox answering ARP is found by the probe before allocation', async (t) => {
   const { bed, agent } = await startAgent(t);
   const silent = await bed.addSandbox({ ip: '10.8.64.2' }); // never speaks first
-  // A probe vouches for an address for 2 s: wait past the one the agent ran before .2 was taken.
-  await new Promise((r) => setTimeout(r, 2500));
+  // A probe vouches for an address for a while: wait past the one the agent ran before .2 was taken.
+  await new Promise((r) => setTimeout(r, FRESH_FOR_MS + 500));
   const lease = await agent.json<{ ip: string }>(['lease', 'allocate', '--sandbox', 'app-x']);
   t.not(lease.ip, '10.8.64.2', 'the address someone answers on is not handed out');
   const f = await waitForFinding(agent, (x) => x.ip === '10.8.64.2' && x.kind === 'unleased-claim');

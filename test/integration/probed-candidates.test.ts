@@ -1,11 +1,12 @@
 // The pre-handout probe off the allocation path keeps its guarantee on a real bridge: a probe
-// vouches for an address for 2 s only, so a silent squatter that arrives after the address was
+// vouches for an address for `FRESH_FOR_MS` (5 s) only, so a silent squatter that arrives after the address was
 // probed (and handed out, and released) is found before the address is handed out again.
 import t from 'tap';
 import { Testbed } from '../../src/testbed/testbed.js';
 import { AgentProcess } from '../../src/testbed/agent-process.js';
 import type { AllocationView } from '../../src/api/lease-routes.js';
 import type { Quarantine } from '../../src/store/types.js';
+import { FRESH_FOR_MS } from '../../src/ipam/probed-candidates.js';
 
 t.test('a silent squatter arriving after the last handout never gets the address', async (t) => {
   const subnet = '10.8.121.0/30'; // one address besides the gateway: .2
@@ -21,7 +22,8 @@ t.test('a silent squatter arriving after the last handout never gets the address
   await agent.json(['lease', 'release', '--sandbox', 'first']);
 
   await bed.addSandbox({ ip: '10.8.121.2' }); // answers ARP, never speaks first
-  await new Promise((r) => setTimeout(r, 2500)); // longer than the 2 s a silent probe vouches for
+  // Longer than a silent probe vouches for.
+  await new Promise((r) => setTimeout(r, FRESH_FOR_MS + 500));
   const second = await agent.cli(['lease', 'allocate', '--sandbox', 'second']);
   t.equal(second.code, 1, 'not handed out again');
   t.match(second.stderr, /no free address in 10\.8\.121\.0\/30: 0 active, 1 quarantined/);
