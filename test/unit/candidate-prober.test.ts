@@ -5,6 +5,7 @@ import pino from 'pino';
 import { Writable } from 'node:stream';
 import { CandidateProber } from '../../src/ipam/candidate-prober.js';
 import { createMetrics } from '../../src/metrics.js';
+import { FRESH_FOR_MS } from '../../src/ipam/probed-candidates.js';
 import type { LiveEvidence } from '../../src/observe/types.js';
 
 /** The prober's side, played by the test: a ledger of silent probes and a log of what ran. */
@@ -50,9 +51,13 @@ t.test('candidates probed in the background pass at once; others are probed now'
   t.same(p.onPath, [], 'no probe on the path for a fresh candidate');
   t.equal(await c.check('10.8.64.9'), null);
   t.same(p.onPath, ['10.8.64.9'], 'an address nobody probed is probed now');
-  p.ledger.set('10.8.64.3', Date.now() - 2500);
+  p.ledger.set('10.8.64.3', Date.now() - FRESH_FOR_MS - 500);
   await c.check('10.8.64.3');
-  t.same(p.onPath, ['10.8.64.9', '10.8.64.3'], 'a silent probe older than 2 s vouches for nothing');
+  t.same(
+    p.onPath,
+    ['10.8.64.9', '10.8.64.3'],
+    'a silent probe older than the bound vouches for nothing',
+  );
   const counted = await metrics.prehandoutChecks.get();
   t.same(Object.fromEntries(counted.values.map((v) => [v.labels.result, v.value])), {
     fresh: 1,
