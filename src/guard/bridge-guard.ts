@@ -112,6 +112,8 @@ export interface GuardStatus {
 
 /** How long after a failed pass the next one runs (ms). */
 const RETRY_MS = 1000;
+/** Least time between two read-backs of the maps by the loop (ms). */
+const VERIFY_EVERY_MS = 60_000;
 
 /** Keeps the kernel's guard equal to the store's leases and reports what it sees. */
 export class BridgeGuard {
@@ -244,14 +246,19 @@ export class BridgeGuard {
 
   /**
    * Every `intervalMs` until `close()`: a `sync()` when the store's revision moved since the last
-   * one (writes of other agents on a shared store, a pass that failed), then a `verify()`.
+   * one (writes of other agents on a shared store, a pass that failed), and at most once every
+   * `VERIFY_EVERY_MS` a `verify()`. Nothing tells the agent when another process writes the maps,
+   * so the read-back is the safety net; its reads grow with the leases, hence the minute.
    */
   startLoop(intervalMs: number): void {
     let synced: string | null = null;
+    let verifiedAt = Date.now();
     const tick = async () => {
       const revision = await this.#o.store.revision();
       if (revision !== synced) await this.sync();
       synced = revision;
+      if (Date.now() - verifiedAt < VERIFY_EVERY_MS) return;
+      verifiedAt = Date.now();
       await this.verify();
     };
     this.#loopTimer = setInterval(() => {

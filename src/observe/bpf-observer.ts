@@ -169,6 +169,7 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     if (name === undefined) return;
     ports.delete(ifindex);
     silentPorts.delete(ifindex);
+    baseline?.delete(ifindex); // its counters go with it (a later port may get its ifindex)
     try {
       attachments.detach(ifindex); // false when the link is gone with its attachment
       prog.forgetPort(ifindex);
@@ -202,6 +203,13 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
 
   const refreshStats = () => {
     if (closed) return;
+    if (ports.size === 0 && baseline !== null) {
+      // Nothing attached, nothing to count (a reading walks the whole counters map). A port's
+      // entry is made by its first frame and removed when it leaves, so the baseline stays
+      // right for the next port: its frames since it was attached are counted, in this interval.
+      baselineAt = Date.now();
+      return;
+    }
     const stats = prog.portStats();
     const prev = baseline;
     baseline = stats;
