@@ -47,7 +47,8 @@ export interface NativeAddon {
    * An AF_PACKET raw socket bound to `ifindex` and `ethertype`: `send` transmits a whole
    * Ethernet frame; `onFrames` receives every frame of that ethertype arriving on the interface
    * (never the socket's own) while listening (`listening`, default true; `listen(on)` switches,
-   * cheaply: a socket filter). Keeps the event loop alive until `close()`.
+   * cheaply: a socket filter; `listen(program)` takes only the frames a classic BPF program of
+   * `struct sock_filter` records accepts). Keeps the event loop alive until `close()`.
    *
    * @example
    * const s = new addon.PacketSocket(ifindex, 0x0806, (frames) => frames.forEach(parse), false);
@@ -59,7 +60,7 @@ export interface NativeAddon {
     ethertype: number,
     onFrames: (frames: Buffer[]) => void,
     listening?: boolean,
-  ) => Closable & { send(frame: Buffer): void; listen(on: boolean): void };
+  ) => Closable & { send(frame: Buffer): void; listen(on: boolean | Buffer): void };
 }
 
 /** Something that holds kernel resources until closed. */

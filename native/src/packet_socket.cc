@@ -2,8 +2,9 @@
 // every frame of that ethertype arriving on the interface (not the ones it sends itself) while
 // listening; send(frame) transmits a complete Ethernet frame. listen(on) switches receiving on
 // and off with a socket filter (a kept socket costs nothing while off; opening and closing one
-// waits for an RCU grace period, milliseconds). close() stops it; until then it keeps the event
-// loop alive.
+// waits for an RCU grace period, milliseconds); listen(program) receives only the frames a
+// classic BPF program (built by the caller) accepts. close() stops it; until then it keeps the
+// event loop alive.
 #include "packet_socket.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -120,15 +122,34 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
   }
 
-  // listen(on: boolean): receive frames (on) or none (off; frames already queued are dropped).
+  // listen(on: boolean | program: Buffer): receive every frame (true), none (false; frames
+  // already queued are dropped), or those a classic BPF program accepts (struct sock_filter
+  // records, 8 bytes each, at most BPF_MAXINSNS; the kernel checks the program).
   Napi::Value Listen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsBoolean()) {
-      Napi::TypeError::New(env, "listen(on: boolean)").ThrowAsJavaScriptException();
+    if (info.Length() < 1 || !(info[0].IsBoolean() || info[0].IsBuffer())) {
+      Napi::TypeError::New(env, "listen(on: boolean | program: Buffer)")
+          .ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (fd_ < 0) {
       Napi::Error::New(env, "PacketSocket is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (info[0].IsBuffer()) {
+      auto code = info[0].As<Napi::Buffer<uint8_t>>();
+      size_t n = code.Length() / sizeof(sock_filter);
+      if (code.Length() % sizeof(sock_filter) != 0 || n == 0 || n > BPF_MAXINSNS) {
+        Napi::RangeError::New(env, "listen(program): 1 to 4096 sock_filter records")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      std::vector<sock_filter> insns(n);
+      memcpy(insns.data(), code.Data(), code.Length());
+      sock_fprog prog = {static_cast<unsigned short>(n), insns.data()};
+      if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+        ThrowErrno(env, "setsockopt SO_ATTACH_FILTER", errno);
+      }
       return env.Undefined();
     }
     bool on = info[0].As<Napi::Boolean>().Value();

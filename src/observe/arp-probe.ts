@@ -8,6 +8,7 @@
  * const answers = await probeAddress({ ifindex: bridge.index, srcMac: bridge.mac, ip: '10.8.64.2', timeoutMs: 300 });
  * // [{ mac: '02:aa:00:00:00:01', at: 1764048000123 }]
  */
+import { arpAnswerFilter } from '../net/arp-answer-filter.js';
 import { BridgewardError, invalid } from '../errors.js';
 import { ETH_P_ARP, buildProbe, isProbeAnswer, parseArpFrame } from '../net/arp.js';
 import { isIp, parseMac } from '../net/ipv4.js';
@@ -95,12 +96,12 @@ interface Window {
 export class ArpProbeSocket {
   /** The interface it is bound to. */
   readonly ifindex: number;
-  readonly #socket: Closable & { send(frame: Buffer): void; listen(on: boolean): void };
+  readonly #socket: Closable & { send(frame: Buffer): void; listen(on: boolean | Buffer): void };
   readonly #windows = new Set<Window>();
 
   private constructor(
     ifindex: number,
-    socket: Closable & { send(frame: Buffer): void; listen(on: boolean): void },
+    socket: Closable & { send(frame: Buffer): void; listen(on: boolean | Buffer): void },
   ) {
     this.ifindex = ifindex;
     this.#socket = socket;
@@ -179,25 +180,31 @@ export class ArpProbeSocket {
     this.#socket.close();
   }
 
+  /** Opens a window: the socket now takes the ARP frames naming any open window's address. */
   #open(w: Window): void {
-    if (this.#windows.size === 0) {
-      try {
-        this.#socket.listen(true);
-      } catch (e) {
-        throw nativeFailure(e, `listening for ARP answers on ifindex ${this.ifindex}`);
-      }
-    }
     this.#windows.add(w);
+    try {
+      this.#socket.listen(this.#filter());
+    } catch (e) {
+      this.#windows.delete(w);
+      throw nativeFailure(e, `listening for ARP answers on ifindex ${this.ifindex}`);
+    }
   }
 
   #shut(w: Window): void {
     this.#windows.delete(w);
-    if (this.#windows.size > 0) return;
     try {
-      this.#socket.listen(false);
+      this.#socket.listen(this.#windows.size === 0 ? false : this.#filter());
     } catch {
       // closed meanwhile (the bridge went away): nothing is received any more anyway
     }
+  }
+
+  /** The filter for the open windows' addresses (every ARP frame when they are too many). */
+  #filter(): Buffer | true {
+    const ips = new Set<string>();
+    for (const w of this.#windows) for (const ip of w.ips) ips.add(ip);
+    return arpAnswerFilter(ips) ?? true;
   }
 
   #received(frames: Buffer[], onMalformed?: () => void): void {

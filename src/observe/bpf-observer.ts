@@ -99,9 +99,16 @@ export interface BpfObserver {
   close(): Promise<void>;
 }
 
+/** A binding an event reported since the last dump of the bindings map. */
+interface EventBinding {
+  readonly mac: string;
+  readonly ifindex: number;
+  readonly lastSeenNs: bigint;
+}
+
 /**
- * Longest a dump of the bindings map answers `live()` while no event arrives (ms). Events and
- * the re-sync after lost events drop it at once; the age bound only refreshes last-seen times and
+ * Longest a dump of the bindings map answers `live()` (ms). Events are laid over it and the
+ * re-sync after lost events drops it at once; the age bound only refreshes last-seen times and
  * shows LRU evictions (an evicted binding stays live until then: the safe side).
  */
 const LIVE_DUMP_MAX_AGE_MS = 30_000;
@@ -136,16 +143,18 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
     if (o) opts.onObservation(o);
   };
   // The last dump of the bindings map, for `live()`: dumping walks every bucket of the map
-  // (0.1-0.3 ms even when nearly empty) and the IPAM asks once per allocation batch and once per
-  // background probe round. Every new or changed binding arrives as an event, or its loss as a
-  // counter read every second, and each event (or re-sync) drops the dump.
+  // (0.1-0.3 ms even when nearly empty, far more when a storm has filled it) and the IPAM asks
+  // once per allocation batch and once per background probe round. Every new or changed binding
+  // arrives as an event, laid over the dump until the next one; a loss shows in a counter read
+  // every second, and the re-sync drops the dump.
   let dump: { readonly at: number; readonly bindings: readonly KernelBinding[] } | null = null;
+  let sinceDump = new Map<string, EventBinding>();
   const onEvents = (events: ArpEvent[]) => {
     const clock = clockNow();
     for (const e of events) {
       if (e.kind !== 'probe') {
         known.set(e.ip, { mac: e.mac, ifindex: e.ifindex });
-        dump = null;
+        sinceDump.set(e.ip, { mac: e.mac, ifindex: e.ifindex, lastSeenNs: e.tsNs });
       }
       emit(eventToObservation(e, clock));
     }
@@ -290,13 +299,15 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
   const source: LiveSource = {
     name: 'bpf',
     async live() {
-      reader?.drain(); // events already in the ring buffer count (and drop a stale dump)
+      reader?.drain(); // events already in the ring buffer count
       const clock = clockNow();
       if (dump === null || clock.epochMs - dump.at > LIVE_DUMP_MAX_AGE_MS) {
         dump = { at: clock.epochMs, bindings: prog.bindings() };
+        sinceDump = new Map();
       }
       const out = new Map<string, LiveEvidence>();
-      for (const b of dump.bindings) {
+      const bindings = [...dump.bindings, ...[...sinceDump].map(([ip, b]) => ({ ip, ...b }))];
+      for (const b of bindings) {
         if (!ports.has(b.ifindex)) continue; // the port is gone: so is the binding
         out.set(b.ip, {
           ip: b.ip,
