@@ -352,7 +352,7 @@ export class BridgeGuard {
    */
   #revokeRacingClaims(revoked: readonly string[], state: GuardState): void {
     const gone = new Set(revoked);
-    for (const [ip, ifindex] of this.#o.maps.state().claims) {
+    for (const [ip, ifindex] of this.#o.maps.claims()) {
       if (!gone.has(ip) || (state.ports.has(ifindex) && !state.ports.get(ifindex)?.learned))
         continue;
       this.#o.maps.deletePort(ifindex);

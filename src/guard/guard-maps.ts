@@ -98,6 +98,11 @@ export class GuardMaps {
     };
   }
 
+  /** Which port claimed each lease's address, as the kernel holds it now (one map read). */
+  claims(): Map<string, number> {
+    return parseClaims(this.#maps.dump(GUARD_MAPS.claims));
+  }
+
   /** Per-port counters, by ifindex. */
   stats(): Map<number, GuardStats> {
     return parseGuardStats(this.#maps.dump(GUARD_MAPS.stats));
