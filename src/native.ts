@@ -104,6 +104,8 @@ export interface BpfObjectHandle extends Closable {
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   /** Deletes one entry of map `map`; false when there was none. */
   mapDelete(map: string, key: Buffer): boolean;
+  /** The value of one entry of map `map`, or null when there is none (not per-CPU maps). */
+  mapLookup(map: string, key: Buffer): Buffer | null;
   /**
    * Every entry of map `map`: keys and values concatenated in the same order. A per-CPU map has
    * `cpus` values per key (one per possible CPU, each `valueSize` bytes); other maps have 1.

@@ -59,6 +59,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                            InstanceMethod("mapFd", &BpfObject::MapFd),
                            InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
                            InstanceMethod("mapDelete", &BpfObject::MapDelete),
+                           InstanceMethod("mapLookup", &BpfObject::MapLookup),
                            InstanceMethod("mapDump", &BpfObject::MapDump),
                            InstanceMethod("testRun", &BpfObject::TestRun),
                            InstanceMethod("progInfo", &BpfObject::ProgInfo),
@@ -377,6 +378,23 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       return env.Undefined();
     }
     return Napi::Boolean::New(env, true);
+  }
+
+  // mapLookup(map, key) -> value Buffer, or null when there is no such entry (not for per-CPU
+  // maps).
+  Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_map* map = Map(info);
+    if (map == nullptr || !KeyValue(info, map, false)) return env.Undefined();
+    std::vector<uint8_t> value(bpf_map__value_size(map));
+    int rc = bpf_map_lookup_elem(bpf_map__fd(map), info[1].As<Napi::Buffer<uint8_t>>().Data(),
+                                 value.data());
+    if (rc == -ENOENT) return env.Null();
+    if (rc != 0) {
+      ThrowErrno(env, std::string("bpf_map_lookup_elem ") + bpf_map__name(map), rc);
+      return env.Undefined();
+    }
+    return Napi::Buffer<uint8_t>::Copy(env, value.data(), value.size());
   }
 
   // mapFd(map) -> fd (owned by this object; for RingbufReader).

@@ -351,9 +351,9 @@ export class BridgeGuard {
    * learned binding goes with it (a binding the agent wrote for that port is never learned over).
    */
   #revokeRacingClaims(revoked: readonly string[], state: GuardState): void {
-    const gone = new Set(revoked);
-    for (const [ip, ifindex] of this.#o.maps.claims()) {
-      if (!gone.has(ip) || (state.ports.has(ifindex) && !state.ports.get(ifindex)?.learned))
+    for (const ip of revoked) {
+      const ifindex = this.#o.maps.claimOf(ip);
+      if (ifindex === null || (state.ports.has(ifindex) && !state.ports.get(ifindex)?.learned))
         continue;
       this.#o.maps.deletePort(ifindex);
       this.#o.maps.deleteClaim(ip);

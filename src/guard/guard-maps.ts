@@ -98,9 +98,10 @@ export class GuardMaps {
     };
   }
 
-  /** Which port claimed each lease's address, as the kernel holds it now (one map read). */
-  claims(): Map<string, number> {
-    return parseClaims(this.#maps.dump(GUARD_MAPS.claims));
+  /** The port that claimed the lease on `ip`, as the kernel holds it now, or null. */
+  claimOf(ip: string): number | null {
+    const v = this.#maps.lookup(GUARD_MAPS.claims, ipKey(ip));
+    return v === null ? null : v.readUInt32LE(0);
   }
 
   /** Per-port counters, by ifindex. */

@@ -51,6 +51,8 @@ export interface BpfMaps {
   update(map: string, key: Buffer, value: Buffer): void;
   /** Deletes one entry; false when there was none. */
   delete(map: string, key: Buffer): boolean;
+  /** One entry's value, or null when there is none (not of a per-CPU map). */
+  lookup(map: string, key: Buffer): Buffer | null;
   /** Every entry. */
   dump(map: string): MapDump;
   /** Reads a ring-buffer map: `onRecords` gets each batch of raw records, queued ones first. */
@@ -175,6 +177,7 @@ export class ArpProgram {
       update: (map, key, value) =>
         this.#call(`updating ${map}`, () => this.#obj.mapUpdate(map, key, value)),
       delete: (map, key) => this.#call(`deleting from ${map}`, () => this.#obj.mapDelete(map, key)),
+      lookup: (map, key) => this.#call(`reading ${map}`, () => this.#obj.mapLookup(map, key)),
       dump: (map) => this.#call(`dumping ${map}`, () => this.#obj.mapDump(map)),
       readRing: (map, onRecords) => {
         const native = loadNative();

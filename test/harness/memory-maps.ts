@@ -33,6 +33,12 @@ export class MemoryMaps implements BpfMaps {
     return this.#map(map).delete(key.toString('hex'));
   }
 
+  /** One entry's value, or null when there is none. */
+  lookup(map: string, key: Buffer): Buffer | null {
+    const v = this.#map(map).get(key.toString('hex'));
+    return v ? Buffer.from(v) : null;
+  }
+
   /** Every entry, as the addon dumps a map that is not per-CPU (4-byte keys). */
   dump(map: string): MapDump {
     const entries = [...this.#map(map)];
