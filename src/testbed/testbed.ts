@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseCidr } from '../net/ipv4.js';
+import { destroyOnExit } from './exit-sweep.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
 
 /** A sandbox namespace attached to the bridge. */
@@ -59,22 +60,6 @@ export interface TestbedOptions {
 }
 
 const live = new Set<Testbed>();
-let hooksInstalled = false;
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  const sweep = () => {
-    for (const bed of live) bed.destroySync();
-  };
-  process.on('exit', sweep);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      sweep();
-      process.kill(process.pid, sig);
-    });
-  }
-}
 
 /** A runner namespace with a bridge and sandboxes. */
 export class Testbed {
@@ -109,7 +94,7 @@ export class Testbed {
 
   /** Creates the runner namespace (loopback up) and, unless told not to, the bridge. */
   static async create(opts: TestbedOptions): Promise<Testbed> {
-    installExitHooks();
+    destroyOnExit(live);
     const bed = new Testbed(randomBytes(3).toString('hex'), opts);
     live.add(bed);
     try {

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { run, type RunResult } from '../../src/exec.js';
 import { REPO_ROOT } from '../../src/native.js';
 import { BIN, type LogLine } from '../../src/testbed/agent-process.js';
+import { destroyOnExit } from '../../src/testbed/exit-sweep.js';
 import { Testbed, type OutsideClient } from '../../src/testbed/testbed.js';
 import {
   podmanRunArgs,
@@ -52,7 +53,6 @@ export interface ContainerState {
 }
 
 const live = new Set<PodmanPod>();
-let hooksInstalled = false;
 
 /** A pod of the DaemonSet running on a test bed. */
 export class PodmanPod {
@@ -80,7 +80,7 @@ export class PodmanPod {
 
   /** Makes the test bed and the pod's volumes, then starts the container (not yet ready). */
   static async start(deploy: Deploy, o: PodOptions): Promise<PodmanPod> {
-    installExitHooks();
+    destroyOnExit(live);
     const subnets = JSON.parse(deploy.configData['subnets.json'] ?? '{}') as Record<string, string>;
     const subnet = subnets[o.nodeName];
     if (!subnet) throw new Error(`subnets.json has no subnet for ${o.nodeName}`);
@@ -212,20 +212,5 @@ export class PodmanPod {
     }
     rmSync(this.hostDir, { recursive: true, force: true });
     this.bed.destroySync();
-  }
-}
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  const sweep = () => {
-    for (const pod of live) pod.destroySync();
-  };
-  process.on('exit', sweep);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      sweep();
-      process.kill(process.pid, sig);
-    });
   }
 }
