@@ -306,17 +306,18 @@ export async function startBpfObserver(opts: BpfObserverOptions): Promise<BpfObs
         sinceDump = new Map();
       }
       const out = new Map<string, LiveEvidence>();
-      const bindings = [...dump.bindings, ...[...sinceDump].map(([ip, b]) => ({ ip, ...b }))];
-      for (const b of bindings) {
-        if (!ports.has(b.ifindex)) continue; // the port is gone: so is the binding
-        out.set(b.ip, {
-          ip: b.ip,
+      const add = (ip: string, b: EventBinding) => {
+        if (!ports.has(b.ifindex)) return; // the port is gone: so is the binding
+        out.set(ip, {
+          ip,
           macs: [b.mac],
           ifindexes: [b.ifindex],
           sources: ['bpf'],
           lastSeen: monoToEpochMs(b.lastSeenNs, clock),
         });
-      }
+      };
+      for (const b of dump.bindings) add(b.ip, b);
+      for (const [ip, b] of sinceDump) add(ip, b); // newer than the dump: they win
       return out;
     },
   };
